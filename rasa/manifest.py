@@ -1,0 +1,60 @@
+"""The run manifest: everything needed to say what a training run was and what it cost."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "deepspeed", "lion-pytorch",
+            "rasa-peft")
+
+
+def git_commit(cwd: str | Path = ".") -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                             check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions() -> dict:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def hardware() -> dict:
+    info = {"platform": platform.platform(), "cpus": os.cpu_count(),
+            "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+            "nodes": int(os.environ.get("SLURM_NNODES", 1))}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpus_per_node"] = torch.cuda.device_count()
+    return info
+
+
+def peak_memory_gb() -> float:
+    """Peak accelerator memory if on GPU, else the process's peak resident set size."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def write_manifest(path: str | Path, content: dict) -> None:
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,185 @@
+"""Fine-tune one run of the study: the paper's recipe (App. C) on the HF Trainer.
+
+One step, top to bottom: a micro-batch of alpaca-formatted, masked sequences (``rasa.data``)
+goes through the base model with the method's adapter (``rasa.methods``); the loss is averaged
+over the global batch (192 sequences in the paper, gradient accumulation derived from the number
+of processes); decoupled LionW (``rasa.optim``) steps with a cosine schedule after a 10 % warm-up.
+
+Writes, under ``--out``: ``weights/epoch-<e>/`` (the weights after each epoch), ``losses.csv``
+(loss per optimizer step) and ``manifest.json``. Resumable checkpoints go to ``--checkpoints``,
+which Snakemake never deletes (it deletes a failed job's outputs); each epoch's weights are staged
+there too and moved into ``--out`` only once the whole run has finished. A rerun continues from
+the last complete checkpoint (``rasa.checkpointing``).
+
+CLI: ``python -m rasa.train --settings JSON --data FILE --checkpoints DIR --out DIR``
+(``--settings`` is the run's resolved config, built by ``workflow/rules/common.smk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, TrainingArguments
+
+from rasa import checkpointing, data, manifest, methods
+from rasa.modeling import DTYPES, load_tokenizer
+from rasa.optim import LionTrainer
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def accumulation_steps(global_batch: int, micro_batch: int, processes: int) -> int:
+    """Gradient accumulation that keeps the global batch fixed; refuses a batch that cannot split."""
+    per_step = micro_batch * processes
+    if global_batch % per_step:
+        raise ValueError(
+            f"training.global_batch={global_batch} is not divisible by micro_batch × processes = "
+            f"{micro_batch} × {processes}; choose a global batch that is a multiple of {per_step}."
+        )
+    return global_batch // per_step
+
+
+def build_dataset(records, tokenizer, s) -> Dataset:
+    encoded = [data.encode(r[s["question"]], r[s["answer"]], tokenizer, s["max_length"], s["mask"])
+               for r in records]
+    return Dataset.from_list(encoded)
+
+
+def write_losses(log_history: list[dict], steps_per_epoch: int, path: Path, run_id: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["run_id", "step", "epoch", "loss"])
+        for entry in log_history:
+            if "loss" in entry and "step" in entry:
+                step = entry["step"]
+                w.writerow([run_id, step, f"{step / steps_per_epoch:.6g}", f"{entry['loss']:.8g}"])
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Fine-tune one run of the study.")
+    parser.add_argument("--settings", required=True, help="resolved run settings as JSON")
+    parser.add_argument("--data", required=True, help="the sampled training set (.jsonl)")
+    parser.add_argument("--checkpoints", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    s = json.loads(args.settings)
+    out, ckpt_dir = Path(args.out), Path(args.checkpoints)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if not torch.cuda.is_available():
+        torch.set_num_threads(int(os.environ.get("RASA_THREADS", 1)))
+
+    # Everything that can be wrong is checked before the model is loaded.
+    records = data.read_records(args.data)
+    data.check_fields(records, [s["question"], s["answer"]], args.data)
+    grad_accum = accumulation_steps(s["global_batch"], s["micro_batch"], world_size())
+    steps_per_epoch = math.ceil(len(records) / s["global_batch"])
+    total_steps = steps_per_epoch * s["epochs"]
+
+    resume = checkpointing.latest_complete_checkpoint(ckpt_dir)
+    checkpointing.remove_incomplete_checkpoints(ckpt_dir)
+    on_gpu = torch.cuda.is_available()
+    targs = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        num_train_epochs=s["epochs"],
+        per_device_train_batch_size=s["micro_batch"],
+        gradient_accumulation_steps=grad_accum,
+        learning_rate=s["lr"],
+        weight_decay=s["weight_decay"],
+        lr_scheduler_type="cosine",
+        warmup_steps=s["warmup_ratio"],
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_strategy="epoch",
+        save_total_limit=2,  # resume needs only the latest; epoch weights are exported separately
+        seed=s["seed"],
+        data_seed=s["seed"],
+        train_sampling_strategy="group_by_length" if s["group_by_length"] else "random",
+        gradient_checkpointing=s["gradient_checkpointing"],
+        gradient_checkpointing_kwargs={"use_reentrant": False} if s["gradient_checkpointing"] else None,
+        bf16=s["dtype"] == "bfloat16",
+        use_cpu=not on_gpu,
+        deepspeed=s.get("deepspeed"),
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+    tokenizer = load_tokenizer(s["model_path"], revision=s.get("revision"))
+    tokenizer.padding_side = "right"
+    train_set = build_dataset(records, tokenizer, s)
+    model = AutoModelForCausalLM.from_pretrained(
+        s["model_path"], revision=s.get("revision"),
+        dtype=DTYPES["float32" if s["dtype"] == "bfloat16" and not on_gpu else s["dtype"]])
+    model.config.use_cache = False
+    model = methods.apply_method(model, s["method"], s["r"], k=s["k"], alpha=s["alpha"],
+                                 dropout=s["dropout"], target_modules=s["target_modules"],
+                                 total_steps=total_steps)
+    if s["gradient_checkpointing"] and hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
+    counts = methods.parameter_counts(model, s["method"])
+
+    exports = ckpt_dir / "exports"
+    callback = checkpointing.CheckpointCallback(exports, steps_per_epoch, resumed_from=resume)
+    trainer = LionTrainer(
+        model=model,
+        args=targs,
+        train_dataset=train_set,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, pad_to_multiple_of=8,
+                                             label_pad_token_id=data.IGNORE),
+        callbacks=[callback, *methods.training_callbacks(model, s["method"])],
+        lion_betas=s["lion_betas"],
+    )
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if callback.preempted:
+        print(f"{s['run_id']}: stopped at step {trainer.state.global_step} on SIGTERM; "
+              "rerun to continue from the saved checkpoint", file=sys.stderr)
+        return 143
+    if not trainer.is_world_process_zero():
+        return 0
+
+    missing = [e for e in range(1, s["epochs"] + 1) if not (exports / f"epoch-{e}").is_dir()]
+    if missing:
+        raise RuntimeError(f"{s['run_id']}: no exported weights for epochs {missing}")
+    write_losses(trainer.state.log_history, steps_per_epoch, out / "losses.csv", s["run_id"])
+    seconds = callback.elapsed_seconds()
+    tokens = sum(len(x) for x in train_set["input_ids"]) * s["epochs"]
+    hw = manifest.hardware()
+    gpus = hw.get("gpus_per_node", 0) * hw["nodes"]
+    manifest.write_manifest(out / "manifest.json", {
+        "run_id": s["run_id"],
+        "settings": s,
+        "git_commit": manifest.git_commit(Path(__file__).parent),
+        "packages": manifest.package_versions(),
+        "data": {"path": args.data, "records": len(records),
+                 "sha256": data.content_hash(records)},
+        "hardware": hw,
+        "trainable_params": counts["trainable"],
+        "extra_params": counts["extra"],
+        "optimizer_steps": trainer.state.global_step,
+        "train_hours": seconds / 3600,
+        "gpu_hours": seconds / 3600 * gpus,
+        "peak_mem_gb": manifest.peak_memory_gb(),
+        "tokens_per_s": tokens / seconds,
+    })
+    shutil.rmtree(out / "weights", ignore_errors=True)
+    exports.rename(out / "weights")
+    shutil.rmtree(ckpt_dir)  # finished: a forced rerun trains afresh instead of resuming at the end
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+# Run ids, grid expansion and input functions. The grid itself lives in the config and is
+# expanded by rasa.study, which the report uses too; nothing here re-derives it.
+import json
+import re
+from pathlib import Path
+
+from rasa import study
+from rasa.runs import parse_run_id, run_id
+
+W = config["workdir"]
+R = config["results"]
+MODELS = config["models"]
+BUILT_MODELS = [m for m, s in MODELS.items() if s["source"] == "build"]
+HUB_MODELS = [m for m, s in MODELS.items() if s["source"] == "hub"]
+RUNS = [run_id(s) for s in study.all_runs(config)]
+EVALUATIONS = study.all_evaluations(config)
+ENV = "../../envs/cluster.yaml"
+
+
+def alternatives(names):
+    """A wildcard constraint matching exactly these names (or nothing, if there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def model_dir(model):
+    spec = MODELS[model]
+    return spec["path"] if spec["source"] == "local" else f"{W}/models/{model}"
+
+
+def model_spec_json(wildcards):
+    return json.dumps(MODELS[wildcards.model], sort_keys=True)
+
+
+def hub_repo(wildcards):
+    return MODELS[wildcards.model]["repo"]
+
+
+def hub_revision(wildcards):
+    return MODELS[wildcards.model]["revision"]
+
+
+def hub_gated_flag(wildcards):
+    return "--gated" if MODELS[wildcards.model].get("gated") else ""
+
+
+def dataset_path(wildcards):
+    return config["datasets"][wildcards.dataset]["path"]
+
+
+def dataset_revision(wildcards):
+    return config["datasets"][wildcards.dataset].get("revision", "")
+
+
+def dataset_fields(wildcards):
+    return [config["datasets"][wildcards.dataset][k] for k in ("question", "answer")]
+
+
+def fraction_of(wildcards):
+    return int(wildcards.percent) / 100
+
+
+def dataset_of(task):
+    return config["tasks"][task]["dataset"]
+
+
+def sample_path(spec):
+    return f"{W}/data/{dataset_of(spec.task)}/f{round(spec.fraction * 100)}.jsonl"
+
+
+def dataset_source(wildcards):
+    """A local dataset file is a real input (its changes re-run the sampling); a hub id is not."""
+    path = config["datasets"][wildcards.dataset]["path"]
+    return [path] if Path(path).exists() else []
+
+
+def fixture_corpus():
+    return sorted(str(p) for p in Path("rasa/fixtures").glob("*.jsonl"))
+
+
+def train_input(wildcards):
+    spec = parse_run_id(wildcards.run)
+    inputs = {"data": sample_path(spec)}
+    if MODELS[spec.model]["source"] != "local":
+        inputs["model"] = model_dir(spec.model)
+    return inputs
+
+
+def run_settings(wildcards):
+    """The run's resolved training settings: what rasa.train receives and the manifest records."""
+    spec = parse_run_id(wildcards.run)
+    model, task, training = MODELS[spec.model], config["tasks"][spec.task], config["training"]
+    dataset = config["datasets"][task["dataset"]]
+    settings = dict(training)
+    settings.update(
+        run_id=wildcards.run, model=spec.model, model_path=model_dir(spec.model),
+        revision=model.get("revision"), method=spec.method, r=spec.r, k=spec.k,
+        alpha=task["alpha"], lr=config["methods"][spec.method]["lr"], epochs=spec.epochs,
+        fraction=spec.fraction, target_modules=model["target_modules"], seed=config["seed"],
+        question=dataset["question"], answer=dataset["answer"],
+        micro_batch=model.get("micro_batch", {}).get(spec.task, training["micro_batch"]),
+        dtype=model.get("dtype", training["dtype"]),
+        deepspeed=model.get("deepspeed", training.get("deepspeed")),
+    )
+    return json.dumps(settings, sort_keys=True)
+
+
+def trained_weights(run, epoch):
+    return f"{W}/runs/{run}/weights/epoch-{epoch}"
+
+
+def eval_input(wildcards):
+    spec = parse_run_id(wildcards.run)
+    inputs = {"weights": f"{W}/runs/{wildcards.run}/weights"}
+    if MODELS[spec.model]["source"] != "local":
+        inputs["model"] = model_dir(spec.model)
+    return inputs
+
+
+def base_eval_input(wildcards):
+    return [model_dir(wildcards.model)] if MODELS[wildcards.model]["source"] != "local" else []
+
+
+def eval_csv(run, epoch, benchmark):
+    return f"{W}/eval/{run}/epoch-{epoch}/{benchmark}.csv"
+
+
+def target_eval_csvs(target):
+    return [eval_csv(*e) for e in study.target_evaluations(config, target)]
+
+
+def target_manifests(target):
+    return [f"{W}/runs/{run_id(s)}/manifest.json" for s in study.target_runs(config, target)]
+
+
+def target_losses(target):
+    return [f"{W}/runs/{run_id(s)}/losses.csv" for s in study.target_runs(config, target)]
+
+
+def model_of_run(wildcards):
+    return parse_run_id(wildcards.run).model
+
+
+# Resources of a training job, derived from its model (the Slurm profile passes them on).
+def procs_per_node(wildcards):
+    return MODELS[model_of_run(wildcards)].get("procs_per_node", 1)
+
+
+def nodes_of_run(wildcards):
+    return MODELS[model_of_run(wildcards)].get("nodes", 1)
+
+
+def gpus_of_run(wildcards):
+    """GPUs of the whole job (the executor's ``gpu`` resource); 0 on a CPU-only study."""
+    model = MODELS[model_of_run(wildcards)]
+    return model.get("gpus_per_node", 0) * model.get("nodes", 1)
+
+
+def cpus_of_run(wildcards):
+    return max(1, procs_per_node(wildcards))
+
+
+def train_mem_mb(wildcards):
+    return MODELS[model_of_run(wildcards)].get("mem_gb_per_node", 8) * 1024
+
+
+def train_minutes(wildcards):
+    return int(MODELS[model_of_run(wildcards)].get("train_hours", 1) * 60)
+
+
+def eval_model_dir(wildcards):
+    return model_dir(model_of_run(wildcards))
+
+
+def base_model_dir(wildcards):
+    return model_dir(wildcards.model)
+
+
+def eval_weights(wildcards):
+    return trained_weights(wildcards.run, wildcards.epoch)
+
+
+def forgetting_data_flag(wildcards):
+    """Local task files in the tiny default; the hub datasets (lm-eval's own tasks) otherwise."""
+    data_dir = config["benchmarks"]["forgetting"].get("data_dir")
+    return f"--data-dir {data_dir}" if data_dir else ""

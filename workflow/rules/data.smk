@@ -1,0 +1,65 @@
+# Where models and data come from: the only stage that differs between the tiny default
+# (models built from configs, fixtures on disk) and the cluster (hub downloads, pinned revisions).
+
+
+rule build_tiny_model:
+    output:
+        directory(f"{W}/models/{{model}}"),
+    input:
+        corpus=fixture_corpus(),
+    params:
+        spec=model_spec_json,
+        vocab=config.get("tokenizer", {}).get("vocab_size", 512),
+        seed=config["seed"],
+    wildcard_constraints:
+        model=alternatives(BUILT_MODELS),
+    log:
+        f"{W}/logs/models/{{model}}.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.tiny --name {wildcards.model} --spec {params.spec:q} "
+        "--vocab-size {params.vocab} --seed {params.seed} --corpus {input.corpus} "
+        "--out {output} > {log} 2>&1"
+
+
+rule download_model:
+    output:
+        directory(f"{W}/models/{{model}}"),
+    params:
+        repo=hub_repo,
+        revision=hub_revision,
+        gated=hub_gated_flag,
+    wildcard_constraints:
+        model=alternatives(HUB_MODELS),
+    log:
+        f"{W}/logs/models/{{model}}.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.hub --repo {params.repo} --revision {params.revision} {params.gated} "
+        "--out {output} > {log} 2>&1"
+
+
+rule sample_data:
+    output:
+        data=f"{W}/data/{{dataset}}/f{{percent}}.jsonl",
+        digest=f"{W}/data/{{dataset}}/f{{percent}}.jsonl.sha256",
+    input:
+        dataset_source,
+    params:
+        source=dataset_path,
+        revision=dataset_revision,
+        fields=dataset_fields,
+        fraction=fraction_of,
+        seed=config["seed"],
+    wildcard_constraints:
+        percent=r"\d+",
+    log:
+        f"{W}/logs/data/{{dataset}}_f{{percent}}.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.data --source {params.source} --revision {params.revision:q} "
+        "--fields {params.fields} --fraction {params.fraction} --seed {params.seed} "
+        "--out {output.data} > {log} 2>&1"

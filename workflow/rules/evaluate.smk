@@ -1,0 +1,105 @@
+# One job per (run, epoch, benchmark): every epoch is scored, so BEST and LAST are derived later.
+# Epoch 0 is the base model (forgetting only).
+
+
+rule humanevalplus:
+    output:
+        metrics=f"{W}/eval/{{run}}/epoch-{{epoch}}/humanevalplus.csv",
+        details=f"{W}/eval/{{run}}/epoch-{{epoch}}/humanevalplus_details.csv",
+    input:
+        unpack(eval_input),
+        problems=config["benchmarks"]["humanevalplus"]["path"],
+    params:
+        model=eval_model_dir,
+        trained=eval_weights,
+        b=config["benchmarks"]["humanevalplus"],
+        seed=config["seed"],
+    wildcard_constraints:
+        run=alternatives(RUNS),
+        epoch=r"\d+",
+    log:
+        f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/humanevalplus.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.evaluation.humaneval --model {params.model} --trained {params.trained} "
+        "--problems {input.problems} --run-id {wildcards.run} --epoch {wildcards.epoch} "
+        "--n-samples {params.b[n_samples]} --temperature {params.b[temperature]} "
+        "--top-p {params.b[top_p]} --max-new-tokens {params.b[max_new_tokens]} "
+        "--batch-size {params.b[batch_size]} --seed {params.seed} --timeout {params.b[timeout]} "
+        "--workers {params.b[workers]} --backend hf "
+        "--out {output.metrics} --details {output.details} > {log} 2>&1"
+
+
+rule math:
+    output:
+        metrics=f"{W}/eval/{{run}}/epoch-{{epoch}}/math.csv",
+        details=f"{W}/eval/{{run}}/epoch-{{epoch}}/math_details.csv",
+    input:
+        unpack(eval_input),
+        problems=config["benchmarks"]["math"]["path"],
+    params:
+        model=eval_model_dir,
+        trained=eval_weights,
+        b=config["benchmarks"]["math"],
+    wildcard_constraints:
+        run=alternatives(RUNS),
+        epoch=r"\d+",
+    log:
+        f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/math.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.evaluation.math --model {params.model} --trained {params.trained} "
+        "--problems {input.problems} --run-id {wildcards.run} --epoch {wildcards.epoch} "
+        "--max-new-tokens {params.b[max_new_tokens]} --batch-size {params.b[batch_size]} "
+        "--timeout {params.b[timeout]} --workers {params.b[workers]} "
+        "--out {output.metrics} --details {output.details} > {log} 2>&1"
+
+
+rule forgetting:
+    output:
+        metrics=f"{W}/eval/{{run}}/epoch-{{epoch}}/forgetting.csv",
+        details=f"{W}/eval/{{run}}/epoch-{{epoch}}/forgetting_details.csv",
+    input:
+        unpack(eval_input),
+    params:
+        model=eval_model_dir,
+        trained=eval_weights,
+        b=config["benchmarks"]["forgetting"],
+        data=forgetting_data_flag,
+    wildcard_constraints:
+        run=alternatives(RUNS),
+        epoch=r"\d+",
+    log:
+        f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/forgetting.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.evaluation.forgetting --model {params.model} --trained {params.trained} "
+        "{params.data} --run-id {wildcards.run} --epoch {wildcards.epoch} "
+        "--num-fewshot {params.b[num_fewshot]} --batch-size {params.b[batch_size]} "
+        "--out {output.metrics} --details {output.details} > {log} 2>&1"
+
+
+rule forgetting_base:
+    output:
+        metrics=f"{W}/eval/{{model}}__base/epoch-0/forgetting.csv",
+        details=f"{W}/eval/{{model}}__base/epoch-0/forgetting_details.csv",
+    input:
+        base_eval_input,
+    params:
+        model=base_model_dir,
+        b=config["benchmarks"]["forgetting"],
+        data=forgetting_data_flag,
+    wildcard_constraints:
+        model=alternatives(list(MODELS)),
+    log:
+        f"{W}/logs/eval/{{model}}__base/forgetting.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.evaluation.forgetting --model {params.model} "
+        "{params.data} --run-id {wildcards.model}__base --epoch 0 "
+        "--num-fewshot {params.b[num_fewshot]} --batch-size {params.b[batch_size]} "
+        "--out {output.metrics} --details {output.details} > {log} 2>&1"
