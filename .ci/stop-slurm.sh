@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Stop the single-node Slurm started by .ci/start-slurm.sh: slurmd, slurmctld, then munged.
+# Each daemon is found through its pid file, so nothing else is touched. Idempotent.
+# Keeps packages, /etc/slurm/slurm.conf, the munge key and the state under /var/spool
+# (pass --purge-state to remove /var/spool/slurmctld and /var/spool/slurmd too, which forgets
+# all jobs and restarts job ids at 1).
+set -euo pipefail
+
+say() { echo "[stop-slurm] $*"; }
+[[ $(id -u) -eq 0 ]] || { echo "[stop-slurm] ERROR: must run as root" >&2; exit 1; }
+
+stop_pidfile() {  # stop_pidfile PIDFILE NAME
+    local pid i
+    if [[ ! -s $1 ]] || ! kill -0 "$(cat "$1")" 2>/dev/null; then
+        say "$2 not running"
+        return 0
+    fi
+    pid="$(cat "$1")"
+    say "stopping $2 (pid $pid)"
+    kill "$pid"
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || { rm -f "$1"; return 0; }
+        sleep 0.2
+    done
+    echo "[stop-slurm] ERROR: $2 (pid $pid) did not stop within 20 s" >&2
+    exit 1
+}
+
+stop_pidfile /run/slurmd.pid slurmd
+stop_pidfile /run/slurmctld.pid slurmctld
+stop_pidfile /run/munge/munged.pid munged
+if [[ ${1:-} == --purge-state ]]; then
+    say "removing Slurm state in /var/spool/slurmctld and /var/spool/slurmd"
+    rm -rf /var/spool/slurmctld /var/spool/slurmd
+fi
+say "done"
