@@ -13,8 +13,10 @@ How the registration works (and why not ``peft.register_peft_method``) is explai
 """
 
 from ._registry import ExtraPeftType, register
+from .mora import MoraConfig, MoraModel, mora_rank
 from .rasa import RasaConfig, RasaModel
 
 register(ExtraPeftType.RASA, RasaConfig, RasaModel, prefix=RasaModel.prefix)
+register(ExtraPeftType.MORA, MoraConfig, MoraModel, prefix=MoraModel.prefix)
 
-__all__ = ["ExtraPeftType", "RasaConfig", "RasaModel"]
+__all__ = ["ExtraPeftType", "MoraConfig", "MoraModel", "RasaConfig", "RasaModel", "mora_rank"]
