@@ -476,12 +476,14 @@ def build_delta(ours: Table, paper: Table) -> Table:
                         b = paper.cells.get((prow, m, c.key))
                 if isinstance(a, float) and isinstance(b, float) and not (math.isnan(a) or math.isnan(b)):
                     delta.cells[(row, m, c.key)] = a - b
+    ours_vera = [str(r.r) for r in ours.rows if r.method == "vera"]
+    paper_vera = [str(r.r) for r in paper.rows if r.method == "vera"]
     delta.notes = [
         "Δ = ours − paper, cell by cell (our run vs the paper's column of the model it stands in "
         "for); — where either side is missing or not a number.",
-        "VeRA rows are compared whatever their r (each uses its own rank: "
-        + ", ".join(f"ours r={r.r}" for r in ours.rows if r.method == "vera")
-        + (", paper r=" + ", ".join(str(r.r) for r in paper.rows if r.method == "vera")) + ").",
+    ] + ([f"VeRA rows are compared whatever their r (each uses its own rank: ours r="
+          f"{', '.join(ours_vera)}, paper r={', '.join(paper_vera)})."]
+         if ours_vera and paper_vera else []) + [
         "Time Δ in hours; # Param. Δ in millions; metric Δ in percentage points.",
     ] + [n for n in ours.notes if n.startswith("Columns are named")]
     return delta
