@@ -584,7 +584,8 @@ def mechanism(config: dict, results: Results, missing: Missing):
     ax.set_ylabel("Student training loss")
     ax.set_title(f"{model_label(config, mc.get('model', '?'))}: teacher with shared + private "
                  "updates", fontsize=8.5)
-    ax.legend()
+    if len(df):
+        ax.legend()
     _suptitle(fig, "Mechanism check — LoRA vs RaSA students (ours; not in the paper)", missing)
     return fig
 

@@ -1,0 +1,108 @@
+"""Every figure renders from synthetic results (paper grid and tiny default), strict and partial."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from report_synthetic import paper_grid_config, write_results
+
+from rasa.report import MissingResultsError, TARGETS, render
+from rasa.report.figures import FIGURES, render_figure, shares_axis
+from rasa.report.results import Missing, Results
+from rasa.report.study import entry_runs, load_config
+from rasa.runs import parse_run_id, run_id
+
+REPO = Path(__file__).resolve().parents[2]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    config = load_config(REPO / "configs" / "config.yaml")
+    return config, write_results(config, tmp_path_factory.mktemp("tiny"), paper_values=False)
+
+
+def _check(paths):
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert paths[0].read_bytes()[:8] == PNG_MAGIC and paths[1].read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_figure_renders_tiny(tiny, name):
+    config, root = tiny
+    _check(render_figure(name, config, root))
+
+
+def test_paper_grid_figures_with_overlays(tmp_path):
+    config = paper_grid_config()
+    root = write_results(config, tmp_path)
+    for name in ("figure4", "figure5", "figure6", "figure7"):
+        _check(render(name, config, root))
+
+
+def test_figures_are_deterministic(tiny, tmp_path):
+    config, root = tiny
+    a = render_figure("figure6", config, root, out_dir=tmp_path / "a")
+    b = render_figure("figure6", config, root, out_dir=tmp_path / "b")
+    for x, y in zip(a, b):
+        assert x.read_bytes() == y.read_bytes(), x.name
+
+
+def test_partial_figures_with_half_the_runs(tiny, tmp_path):
+    config, root = tiny
+    half = tmp_path / "half"
+    shutil.copytree(root, half)
+    runs = pd.read_csv(half / "runs.csv")
+    gone = set(runs["run_id"].iloc[::2])
+    for name in ("metrics.csv", "losses.csv"):
+        df = pd.read_csv(half / name)
+        df[~df["run_id"].isin(gone)].to_csv(half / name, index=False)
+    (half / "recon.csv").unlink()
+    with pytest.raises(MissingResultsError) as exc:
+        render_figure("figure4", config, half)
+    assert "losses.csv: no steps for run" in str(exc.value)
+    assert any(g in str(exc.value) for g in gone)
+    with pytest.raises(MissingResultsError, match="recon.csv: file not found"):
+        render_figure("figure2", config, half)
+    for name in TARGETS:
+        for p in render(name, config, half, partial=True):
+            assert p.stat().st_size > 0
+
+
+def test_partial_from_nothing(tmp_path):
+    config = load_config(REPO / "configs" / "config.yaml")
+    for name in ("figure3", "figure5", "figure6", "mechanism"):  # the rest: see the half test
+        _check(render_figure(name, config, tmp_path, partial=True))
+
+
+def test_shares_axis():
+    assert shares_axis([0.8, 0.7], [0.88, 0.65])
+    assert not shares_axis([1.9, 1.5], [0.88, 0.65])          # tiny losses vs the paper's
+    assert not shares_axis([0.001, 0.002], [297300, 293600])  # recon errors
+    assert not shares_axis([2.0, 4.5], [26.7, 29.1])          # accuracies of a tiny model
+    assert shares_axis([], [1, 2]) and shares_axis([3.0], [3.0])
+
+
+def test_epoch_losses_mean_by_ceil(tmp_path):
+    pd.DataFrame({"run_id": ["x"] * 4, "step": [1, 2, 3, 4], "epoch": [0.5, 1.0, 1.5, 2.0],
+                  "loss": [4.0, 2.0, 1.0, 3.0]}).to_csv(tmp_path / "losses.csv", index=False)
+    s = Results(tmp_path).epoch_losses("x", 3, m := Missing("t", True))
+    assert s.to_dict() == {1: 3.0, 2: 2.0}
+    assert m.items and "epoch(s) 3" in m.items[0]
+
+
+def test_study_expansion_uses_run_ids():
+    config = load_config(REPO / "configs" / "config.yaml")
+    t1 = entry_runs(config, "table1")
+    assert [r.id for r in t1] == [
+        "tiny-llama__code__vera-r256__f100__e2", "tiny-llama__code__lora-r8__f100__e2",
+        "tiny-llama__code__rasa-r8-k1__f100__e2"]
+    assert all(run_id(parse_run_id(r.id)) == r.id for r in t1)
+    f4 = entry_runs(config, "figure4")
+    assert {r.spec.method for r in f4} == {"lora", "rasa"} and {r.spec.task for r in f4} == {"code", "math"}
+    f7 = entry_runs(config, "figure7")
+    assert sorted(r.spec.fraction for r in f7) == [0.25, 0.25, 0.5, 0.5, 1.0, 1.0]
+    assert entry_runs(config, "table2")[0].id == "tiny-llama__math__fft__f100__e2"
