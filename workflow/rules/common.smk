@@ -15,6 +15,9 @@ HUB_MODELS = [m for m, s in MODELS.items() if s["source"] == "hub"]
 RUNS = [run_id(s) for s in study.all_runs(config)]
 EVALUATIONS = study.all_evaluations(config)
 ENV = "../../envs/cluster.yaml"
+VIEWS = ["", "_paper", "_delta"]
+FORMATS = [".csv", ".md", ".tex"]
+FIGURES = ["figure2", "figure3", "figure4", "figure5", "figure6", "figure7", "mechanism"]
 
 
 def alternatives(names):
@@ -48,7 +51,8 @@ def dataset_path(wildcards):
 
 
 def dataset_revision(wildcards):
-    return config["datasets"][wildcards.dataset].get("revision", "")
+    revision = config["datasets"][wildcards.dataset].get("revision")
+    return f"--revision {revision}" if revision else ""
 
 
 def dataset_fields(wildcards):
@@ -92,7 +96,8 @@ def run_settings(wildcards):
     dataset = config["datasets"][task["dataset"]]
     settings = dict(training)
     settings.update(
-        run_id=wildcards.run, model=spec.model, model_path=model_dir(spec.model),
+        run_id=wildcards.run, model=spec.model, paper_model=model["paper_name"],
+        model_path=model_dir(spec.model),
         revision=model.get("revision"), method=spec.method, r=spec.r, k=spec.k,
         alpha=task["alpha"], lr=config["methods"][spec.method]["lr"], epochs=spec.epochs,
         fraction=spec.fraction, target_modules=model["target_modules"], seed=config["seed"],
@@ -183,3 +188,55 @@ def forgetting_data_flag(wildcards):
     """Local task files in the tiny default; the hub datasets (lm-eval's own tasks) otherwise."""
     data_dir = config["benchmarks"]["forgetting"].get("data_dir")
     return f"--data-dir {data_dir}" if data_dir else ""
+
+
+def _recon():
+    """The run and modules whose weight updates Figures 2–3 decompose."""
+    if "recon" not in config["study"]:
+        return None
+    spec = study.recon_run(config)
+    modules = [m for m in MODELS[spec.model]["target_modules"] if m.endswith("_proj")]
+    return {"model": spec.model, "run": run_id(spec), "epochs": spec.epochs, "modules": modules}
+
+
+RECON = _recon()
+
+
+# Inputs of the per-target report rules: only what that table or figure needs.
+def _target(wildcards):
+    return getattr(wildcards, "table", None) or wildcards.figure
+
+
+def target_metric_inputs(wildcards):
+    return [eval_csv(*e) for e in study.target_evaluations(config, _target(wildcards))]
+
+
+def target_manifest_inputs(wildcards):
+    target = _target(wildcards)
+    return [f"{W}/runs/{run_id(s)}/manifest.json" for s in study.target_runs(config, target)
+            if target != "recon"]
+
+
+def target_loss_inputs(wildcards):
+    if _target(wildcards) != "figure4":
+        return []
+    return [f"{W}/runs/{run_id(s)}/losses.csv" for s in study.target_runs(config, "figure4")]
+
+
+def target_analysis_inputs(wildcards):
+    return {"figure2": [f"{R}/recon.csv"], "figure3": [f"{R}/recon.csv"],
+            "mechanism": [f"{R}/mechanism.csv"]}.get(_target(wildcards), [])
+
+
+def config_json(wildcards):
+    return json.dumps(config, sort_keys=True)
+
+
+def report_targets():
+    """Everything `rule all` asks for: the tidy CSVs, both tables in all views, every figure."""
+    tables = [f"{R}/tables/{t}{v}{e}" for t in study.TABLES for v in VIEWS for e in FORMATS]
+    figures = [f"{R}/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+    csvs = [f"{R}/{name}.csv" for name in ("runs", "metrics", "losses")]
+    csvs += [f"{R}/recon.csv"] if RECON else []
+    csvs += [f"{R}/mechanism.csv"] if "mechanism" in config["study"] else []
+    return tables + figures + csvs

@@ -60,6 +60,6 @@ rule sample_data:
     conda:
         ENV
     shell:
-        "python -m rasa.data --source {params.source} --revision {params.revision:q} "
+        "python -m rasa.data --source {params.source} {params.revision} "
         "--fields {params.fields} --fraction {params.fraction} --seed {params.seed} "
         "--out {output.data} > {log} 2>&1"

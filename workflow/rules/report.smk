@@ -1,0 +1,90 @@
+# Tidy results and the paper's tables and figures. Each table and figure has its own rule whose
+# inputs are only the evaluations it needs, so `snakemake results/tables/table1.md` trains and
+# scores only Table 1's runs. The report code reads the tidy CSVs; for a single target they are
+# gathered into {W}/report/<target>/ first, for the whole study into results/.
+
+rule runs_csv:
+    output:
+        report(f"{R}/runs.csv", category="Tidy results", caption="../report/runs_csv.rst"),
+    input:
+        [f"{W}/runs/{run}/manifest.json" for run in RUNS],
+    log:
+        f"{W}/logs/report/runs_csv.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.collect runs --inputs {input} --out {output} > {log} 2>&1"
+
+
+rule metrics_csv:
+    output:
+        report(f"{R}/metrics.csv", category="Tidy results", caption="../report/metrics_csv.rst"),
+    input:
+        [eval_csv(*e) for e in EVALUATIONS],
+    log:
+        f"{W}/logs/report/metrics_csv.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.collect metrics --inputs {input} --out {output} > {log} 2>&1"
+
+
+rule losses_csv:
+    output:
+        report(f"{R}/losses.csv", category="Tidy results", caption="../report/losses_csv.rst"),
+    input:
+        [f"{W}/runs/{run}/losses.csv" for run in RUNS],
+    log:
+        f"{W}/logs/report/losses_csv.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.collect losses --inputs {input} --out {output} > {log} 2>&1"
+
+
+rule table:
+    output:
+        [f"{R}/tables/{{table}}{view}{ext}" for view in VIEWS for ext in FORMATS],
+    input:
+        metrics=target_metric_inputs,
+        manifests=target_manifest_inputs,
+    params:
+        staging=f"{W}/report/{{table}}",
+        config=config_json,
+    wildcard_constraints:
+        table="table1|table2",
+    log:
+        f"{W}/logs/report/{{table}}.log",
+    conda:
+        ENV
+    shell:
+        "(python -m rasa.collect metrics --inputs {input.metrics} --out {params.staging}/metrics.csv && "
+        "python -m rasa.collect runs --inputs {input.manifests} --out {params.staging}/runs.csv && "
+        "python -m rasa.report --config-json {params.config:q} --results {params.staging} "
+        "--out {R} --only {wildcards.table}) > {log} 2>&1"
+
+
+rule figure:
+    output:
+        png=report(f"{R}/figures/{{figure}}.png", category="Figures", caption="../report/{figure}.rst"),
+        pdf=f"{R}/figures/{{figure}}.pdf",
+    input:
+        metrics=target_metric_inputs,
+        manifests=target_manifest_inputs,
+        losses=target_loss_inputs,
+        analysis=target_analysis_inputs,
+    params:
+        staging=f"{W}/report/{{figure}}",
+        config=config_json,
+    wildcard_constraints:
+        figure="figure[2-7]|mechanism",
+    log:
+        f"{W}/logs/report/{{figure}}.log",
+    conda:
+        ENV
+    shell:
+        "(python -m rasa.collect metrics --inputs {input.metrics} --out {params.staging}/metrics.csv && "
+        "python -m rasa.collect runs --inputs {input.manifests} --out {params.staging}/runs.csv && "
+        "python -m rasa.collect losses --inputs {input.losses} --out {params.staging}/losses.csv && "
+        "python -m rasa.report --config-json {params.config:q} --results {params.staging} "
+        "--analysis-dir {R} --out {R} --only {wildcards.figure}) > {log} 2>&1"
