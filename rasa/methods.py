@@ -134,6 +134,12 @@ def apply_method(model, method: str, r: int, *, k: int | None, alpha: float, dro
         config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=linear_targets,
                             rank_pattern=pattern, task_type=task)
     peft_model = get_peft_model(model, config)
+    if method == "adalora":
+        # AdaLoRA's `ranknum` is a constant divisor; PEFT re-creates it with requires_grad=True when it moves the
+        # adapter to another device (seen on the meta device), which would let the optimizer change it.
+        for name, p in peft_model.named_parameters():
+            if ".ranknum." in name:
+                p.requires_grad_(False)
     peft_model._rasa_method = method
     peft_model._rasa_total_steps = total_steps
     return peft_model
