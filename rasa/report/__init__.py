@@ -53,24 +53,31 @@ TARGETS: dict[str, Target] = {
 }
 
 
-def render(target: str, config: dict, results: str | Path = "results", partial: bool = False) -> list[Path]:
-    """Render one target (``table1`` ... ``figure7``, ``mechanism``) from ``results``; returns the
-    files written. Raises :class:`MissingResultsError` naming every missing input unless
-    ``partial``."""
+def render(target: str, config: dict, results: str | Path = "results", partial: bool = False,
+           out: str | Path | None = None, analysis: str | Path | None = None) -> list[Path]:
+    """Render one target (``table1`` ... ``figure7``, ``mechanism``); returns the files written.
+
+    ``results``: the directory holding runs.csv, metrics.csv, losses.csv (for a Snakemake rule,
+    the staging directory the target's inputs were gathered into); ``out``: where ``tables/`` and
+    ``figures/`` are written (default: ``results``); ``analysis``: where recon.csv and
+    mechanism.csv are read (default: ``results``). Raises :class:`MissingResultsError` naming
+    every missing input unless ``partial``."""
     if target not in TARGETS:
         raise KeyError(f"unknown report target {target!r}; one of {', '.join(TARGETS)}")
+    out = Path(out) if out else Path(results)
     if target.startswith("table"):
         from rasa.report.tables import render_table
-        return render_table(target, config, results, partial)
+        return render_table(target, config, results, partial, out / "tables")
     from rasa.report.figures import render_figure
-    return render_figure(target, config, results, partial)
+    return render_figure(target, config, results, partial, out / "figures", analysis)
 
 
 def render_all(config: dict, results: str | Path = "results", partial: bool = False,
-               only=None) -> list[Path]:
+               only=None, out: str | Path | None = None,
+               analysis: str | Path | None = None) -> list[Path]:
     """Render every target (or those in ``only``). Without ``partial`` the first target with
     missing inputs raises; with it, everything renders from whatever exists."""
     paths: list[Path] = []
     for name in (only or TARGETS):
-        paths += render(name, config, results, partial)
+        paths += render(name, config, results, partial, out, analysis)
     return paths

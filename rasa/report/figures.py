@@ -595,10 +595,12 @@ _BUILDERS = {"figure2": figure2, "figure3": figure3, "figure4": figure4, "figure
 
 
 def render_figure(name: str, config: dict, results_root: str | Path, partial: bool = False,
-                  out_dir: str | Path | None = None) -> list[Path]:
-    """Write ``<results>/figures/<name>.png`` and ``.pdf``; raises
+                  out_dir: str | Path | None = None,
+                  analysis_root: str | Path | None = None) -> list[Path]:
+    """Write ``<name>.png`` and ``.pdf`` under ``out_dir`` (default ``<results>/figures``), reading
+    recon.csv / mechanism.csv from ``analysis_root`` (default: the results dir); raises
     :class:`~rasa.report.results.MissingResultsError` on missing inputs unless ``partial``."""
-    results = Results(results_root)
+    results = Results(results_root, analysis_root)
     missing = Missing(name, partial)
     with style():
         fig = _BUILDERS[name](config, results, missing)

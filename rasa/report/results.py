@@ -52,15 +52,21 @@ class Missing:
                 "(render from whatever exists with --partial)")
 
 
-class Results:
-    """Lazy access to the CSVs of one results directory."""
+#: Written by the analysis rules straight into results/ (not gathered per target).
+ANALYSIS_FILES = ("recon.csv", "mechanism.csv")
 
-    def __init__(self, root: str | Path):
+
+class Results:
+    """Lazy access to the CSVs of one results directory (``analysis_root``, if given, holds
+    recon.csv and mechanism.csv)."""
+
+    def __init__(self, root: str | Path, analysis_root: str | Path | None = None):
         self.root = Path(root)
+        self.analysis_root = Path(analysis_root) if analysis_root else self.root
         self._cache: dict[str, pd.DataFrame | None] = {}
 
     def path(self, name: str) -> Path:
-        return self.root / name
+        return (self.analysis_root if name in ANALYSIS_FILES else self.root) / name
 
     def table(self, name: str, missing: Missing) -> pd.DataFrame:
         """The CSV as a DataFrame; an empty one with the contract's columns if the file is absent
@@ -68,7 +74,10 @@ class Results:
         if name not in self._cache:
             p = self.path(name)
             if p.exists():
-                df = pd.read_csv(p)
+                try:
+                    df = pd.read_csv(p)
+                except pd.errors.EmptyDataError:  # a gathering step with nothing to gather
+                    df = pd.DataFrame({c: pd.Series(dtype=object) for c in CONTRACT[name]})
                 lacking = [c for c in CONTRACT[name] if c not in df.columns]
                 if lacking:
                     raise ValueError(f"{p}: missing column(s) {lacking}; expected {CONTRACT[name]}")

@@ -106,3 +106,29 @@ def test_study_expansion_uses_run_ids():
     f7 = entry_runs(config, "figure7")
     assert sorted(r.spec.fraction for r in f7) == [0.25, 0.25, 0.5, 0.5, 1.0, 1.0]
     assert entry_runs(config, "table2")[0].id == "tiny-llama__math__fft__f100__e2"
+
+
+def test_cli_as_the_snakemake_rules_call_it(tiny, tmp_path):
+    """Per-target staging dir for runs/metrics/losses, recon/mechanism in results/, output
+    elsewhere, config inline as JSON; an empty (header-less) gathered CSV is an empty table."""
+    import json
+
+    from rasa.report.__main__ import main
+
+    config, root = tiny
+    staging, analysis, out = tmp_path / "staging", tmp_path / "results", tmp_path / "out"
+    staging.mkdir()
+    analysis.mkdir()
+    for name in ("runs.csv", "metrics.csv", "losses.csv"):
+        shutil.copy(root / name, staging / name)
+    for name in ("recon.csv", "mechanism.csv"):
+        shutil.copy(root / name, analysis / name)
+    cfg = json.dumps(config)
+    assert main(["--config-json", cfg, "--results", str(staging), "--analysis-dir", str(analysis),
+                 "--out", str(out), "--only", "table1", "figure2", "mechanism"]) == 0
+    assert (out / "tables" / "table1_delta.md").exists() and (out / "figures" / "figure2.pdf").exists()
+    (staging / "losses.csv").write_text("\n")
+    assert main(["--config-json", cfg, "--results", str(staging), "--out", str(out),
+                 "--only", "figure4"]) == 2
+    assert main(["--config-json", cfg, "--results", str(staging), "--out", str(out),
+                 "--only", "figure4", "--partial"]) == 0
