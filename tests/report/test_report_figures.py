@@ -132,3 +132,19 @@ def test_cli_as_the_snakemake_rules_call_it(tiny, tmp_path):
                  "--only", "figure4"]) == 2
     assert main(["--config-json", cfg, "--results", str(staging), "--out", str(out),
                  "--only", "figure4", "--partial"]) == 0
+
+
+def test_captions_for_every_output_parse_as_rst():
+    import io
+
+    import docutils.core
+
+    names = list(TARGETS) + ["runs_csv", "metrics_csv", "losses_csv", "recon_csv", "mechanism_csv"]
+    for name in names:
+        path = REPO / "workflow" / "report" / f"{name}.rst"
+        text = path.read_text(encoding="utf-8")
+        assert "{{" not in text and "{%" not in text  # Snakemake renders captions with Jinja2
+        err = io.StringIO()
+        docutils.core.publish_parts(text, writer_name="html",
+                                    settings_overrides={"warning_stream": err, "report_level": 1})
+        assert not err.getvalue(), (name, err.getvalue())
