@@ -145,6 +145,6 @@ def test_captions_for_every_output_parse_as_rst():
         text = path.read_text(encoding="utf-8")
         assert "{{" not in text and "{%" not in text  # Snakemake renders captions with Jinja2
         err = io.StringIO()
-        docutils.core.publish_parts(text, writer_name="html",
+        docutils.core.publish_parts(text, writer="html",
                                     settings_overrides={"warning_stream": err, "report_level": 1})
         assert not err.getvalue(), (name, err.getvalue())
