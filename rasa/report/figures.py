@@ -24,6 +24,8 @@ from rasa.report.style import (MISSING_COLOR, PAPER_MARKER, PAPER_STYLE, method_
                                style)
 
 FIGURES = ("figure2", "figure3", "figure4", "figure5", "figure6", "figure7", "mechanism")
+#: Figure 2's RaSA curves by ``init``: (line style, colour, legend text).
+INIT_STYLE = {"theorem": ("-", "#c0392b", "Theorem 3.1 start"), "paper": ("-.", "#e67e22", "paper's start")}
 #: Figure 2's panel order in the paper (W_o is not in the paper's figure; ours adds it last).
 MODULE_ORDER = ("up", "down", "gate", "q", "k", "v", "o")
 
@@ -155,12 +157,13 @@ def figure2(config: dict, results: Results, missing: Missing):
     for ax, module in zip(axes, modules):
         pm = _paper_module(module)
         ours_vals = []
-        for init, ls, name in (("theorem", "-", "Theorem 3.1 start"), ("paper", "-.", "paper's start")):
-            s = rasa[(rasa["module"] == module) & (rasa["init"] == init)].sort_values("iteration")
-            if s.empty:
-                continue
-            ax.plot(s["iteration"], s["error"], ls, color=method_color("rasa") if init == "theorem"
-                    else "#e67e22", label=f"RaSA (r={r}, k={k}), {name}")
+        mod = rasa[rasa["module"] == module]
+        inits = sorted(set(mod["init"].fillna("").astype(str)), key=lambda i: (i not in INIT_STYLE, i))
+        for init in inits:
+            s = mod[mod["init"].fillna("").astype(str) == init].sort_values("iteration")
+            ls, color, name = INIT_STYLE.get(init, (":", "#8e44ad", f"start '{init}'"))
+            ax.plot(s["iteration"], s["error"], ls, color=color,
+                    label=f"RaSA (r={r}, k={k})" + (f", {name}" if init else ""))
             ours_vals += list(s["error"])
         lo = lora[lora["module"] == module]
         if not lo.empty:
