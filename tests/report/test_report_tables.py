@@ -256,3 +256,21 @@ def test_delta_aligns_vera_whatever_its_rank():
     delta = build_delta(ours, build_paper(TABLES["table1"]))
     assert delta.cells[(vera, "Llama-3.1-8B", "pass@1_last")] == pytest.approx(50.0 - 48.8)
     assert TABLE2_CORRECTED.scorer == "corrected"
+
+
+@pytest.mark.skipif(not (REPO / "configs" / "paper.yaml").exists(), reason="no configs/paper.yaml")
+def test_the_paper_config_reproduces_the_papers_tables(tmp_path):
+    """configs/paper.yaml's grid and paper_names line up with paper_numbers.csv: with the paper's
+    values as results, Δ is 0 everywhere but the two cells no run can reproduce."""
+    config = load_config(REPO / "configs" / "paper.yaml")
+    write_results(config, tmp_path)
+    nonzero = {}
+    for name in ("table1", "table2"):
+        render_table(name, config, tmp_path)
+        d = pd.read_csv(tmp_path / "tables" / f"{name}_delta.csv").set_index(["r", "Method"])
+        cells = d.stack()
+        nonzero[name] = sorted((int(r), m, c) for (r, m, c), v in cells.items() if pd.notna(v) and v != 0)
+        paper = pd.read_csv(tmp_path / "tables" / f"{name}_paper.csv")
+        assert d.shape[0] == paper.shape[0]  # every row of the paper's table is in the study
+    assert nonzero == {"table1": [], "table2": [(8, "PriLoRA", "Llama-3.1-8B ACC BEST"),
+                                                (16, "PriLoRA", "Llama-3.1-8B ACC BEST")]}
