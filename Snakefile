@@ -9,7 +9,12 @@ from rasa.study import check_config
 min_version("9.0")
 
 
-configfile: "configs/config.yaml"
+# The tiny default, unless --configfile names another study: then that file alone (not merged
+# into the default, so a tiny-only key can never leak into the paper's grid).
+if not workflow.overwrite_configfiles:
+
+    configfile: "configs/config.yaml"
+
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

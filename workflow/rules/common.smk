@@ -233,10 +233,15 @@ def config_json(wildcards):
 
 
 def report_targets():
-    """Everything `rule all` asks for: the tidy CSVs, both tables in all views, every figure."""
+    """The targets of the study as a whole: tidy CSVs, both tables in all views, every figure."""
     tables = [f"{R}/tables/{t}{v}{e}" for t in study.TABLES for v in VIEWS for e in FORMATS]
     figures = [f"{R}/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
     csvs = [f"{R}/{name}.csv" for name in ("runs", "metrics", "losses")]
     csvs += [f"{R}/recon.csv"] if RECON else []
     csvs += [f"{R}/mechanism.csv"] if "mechanism" in config["study"] else []
     return tables + figures + csvs
+
+
+def results_root(wildcards, output):
+    """The results folder of a table or figure output (results/tables/x.md -> results)."""
+    return str(Path(output[0]).parents[1])

@@ -50,6 +50,7 @@ rule table:
         manifests=target_manifest_inputs,
     params:
         staging=f"{W}/report/{{table}}",
+        results=results_root,
         config=config_json,
     wildcard_constraints:
         table="table1|table2",
@@ -61,7 +62,7 @@ rule table:
         "(python -m rasa.collect metrics --inputs {input.metrics} --out {params.staging}/metrics.csv && "
         "python -m rasa.collect runs --inputs {input.manifests} --out {params.staging}/runs.csv && "
         "python -m rasa.report --config-json {params.config:q} --results {params.staging} "
-        "--out {R} --only {wildcards.table}) > {log} 2>&1"
+        "--out {params.results} --only {wildcards.table}) > {log} 2>&1"
 
 
 rule figure:
@@ -75,6 +76,7 @@ rule figure:
         analysis=target_analysis_inputs,
     params:
         staging=f"{W}/report/{{figure}}",
+        results=results_root,
         config=config_json,
     wildcard_constraints:
         figure="figure[2-7]|mechanism",
@@ -87,4 +89,4 @@ rule figure:
         "python -m rasa.collect runs --inputs {input.manifests} --out {params.staging}/runs.csv && "
         "python -m rasa.collect losses --inputs {input.losses} --out {params.staging}/losses.csv && "
         "python -m rasa.report --config-json {params.config:q} --results {params.staging} "
-        "--analysis-dir {R} --out {R} --only {wildcards.figure}) > {log} 2>&1"
+        "--analysis-dir {params.results} --out {params.results} --only {wildcards.figure}) > {log} 2>&1"
