@@ -10,6 +10,7 @@ values go on a twin (right-hand) axis or into a side panel, and the axis label s
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from pathlib import Path
 
@@ -127,14 +128,25 @@ def _legend_below(fig, handles, labels, ncol: int = 4, title: str | None = None)
                    frameon=False, title=title, title_fontsize=7.5)
 
 
-def _dedup(handles, labels):
-    seen, h2, l2 = set(), [], []
+def _legend_key(label: str):
+    """Ours first (LoRA before RaSA, by r), then other entries, then the paper's."""
+    m = re.match(r"^(?:ours: )?(\w+) r=(\d+)", label)
+    if label.startswith("paper"):
+        return (2, 0, 0, label)
+    if m:
+        return (0, 0 if m[1] == "LoRA" else 1, int(m[2]), label)
+    return (1, 0, 0, label)
+
+
+def _dedup(handles, labels, sort: bool = True):
+    seen, pairs = set(), []
     for h, lab in zip(handles, labels):
         if lab not in seen:
             seen.add(lab)
-            h2.append(h)
-            l2.append(lab)
-    return h2, l2
+            pairs.append((h, lab))
+    if sort:
+        pairs.sort(key=lambda p: _legend_key(p[1]))
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 # ---- Figure 2 --------------------------------------------------------------------------------
