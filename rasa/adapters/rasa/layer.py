@@ -56,7 +56,7 @@ def _zero3_fetch(module: nn.Module, params) -> None:
             continue
         ext = getattr(module, "_external_params", None)
         if ext is None or id(p) not in ext:
-            from deepspeed.zero import register_external_parameter
+            from deepspeed.runtime.zero.partition_parameters import register_external_parameter
 
             register_external_parameter(module, p)
         from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
