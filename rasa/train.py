@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, TrainingArguments
+from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, TrainingArguments, set_seed
 
 from rasa import checkpointing, data, manifest, methods
 from rasa.modeling import DTYPES, load_tokenizer
@@ -125,6 +125,7 @@ def main(argv=None) -> int:
         s["model_path"], revision=s.get("revision"),
         dtype=DTYPES["float32" if s["dtype"] == "bfloat16" and not on_gpu else s["dtype"]])
     model.config.use_cache = False
+    set_seed(s["seed"])  # the adapter's initialisation depends on the seed alone
     model = methods.apply_method(model, s["method"], s["r"], k=s["k"], alpha=s["alpha"],
                                  dropout=s["dropout"], target_modules=s["target_modules"],
                                  total_steps=total_steps)

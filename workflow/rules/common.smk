@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from rasa import study
+from rasa.report import TARGETS
 from rasa.runs import parse_run_id, run_id
 
 W = config["workdir"]
@@ -15,9 +16,6 @@ HUB_MODELS = [m for m, s in MODELS.items() if s["source"] == "hub"]
 RUNS = [run_id(s) for s in study.all_runs(config)]
 EVALUATIONS = study.all_evaluations(config)
 ENV = "../../envs/cluster.yaml"
-VIEWS = ["", "_paper", "_delta"]
-FORMATS = [".csv", ".md", ".tex"]
-FIGURES = ["figure2", "figure3", "figure4", "figure5", "figure6", "figure7", "mechanism"]
 
 
 def alternatives(names):
@@ -31,7 +29,10 @@ def model_dir(model):
 
 
 def model_spec_json(wildcards):
-    return json.dumps(MODELS[wildcards.model], sort_keys=True)
+    """What building a tiny model depends on (and nothing else, so e.g. new targets don't rebuild)."""
+    spec = MODELS[wildcards.model]
+    return json.dumps({k: spec[k] for k in ("arch", "config", "pretrain_epochs") if k in spec},
+                      sort_keys=True)
 
 
 def hub_repo(wildcards):
@@ -203,29 +204,38 @@ RECON = _recon()
 
 
 # Inputs of the per-target report rules: only what that table or figure needs.
-def _target(wildcards):
-    return getattr(wildcards, "table", None) or wildcards.figure
+def target_metric_inputs(target):
+    return [eval_csv(*e) for e in study.target_evaluations(config, target)]
 
 
-def target_metric_inputs(wildcards):
-    return [eval_csv(*e) for e in study.target_evaluations(config, _target(wildcards))]
+def target_manifest_inputs(target):
+    return [f"{W}/runs/{run_id(s)}/manifest.json" for s in study.target_runs(config, target)]
 
 
-def target_manifest_inputs(wildcards):
-    target = _target(wildcards)
-    return [f"{W}/runs/{run_id(s)}/manifest.json" for s in study.target_runs(config, target)
-            if target != "recon"]
-
-
-def target_loss_inputs(wildcards):
-    if _target(wildcards) != "figure4":
+def target_loss_inputs(target):
+    if target != "figure4":
         return []
     return [f"{W}/runs/{run_id(s)}/losses.csv" for s in study.target_runs(config, "figure4")]
 
 
-def target_analysis_inputs(wildcards):
-    return {"figure2": [f"{R}/recon.csv"], "figure3": [f"{R}/recon.csv"],
-            "mechanism": [f"{R}/mechanism.csv"]}.get(_target(wildcards), [])
+def target_analysis_inputs(target):
+    return [f"{R}/{name}" for name in TARGETS[target].inputs if name in ("recon.csv", "mechanism.csv")]
+
+
+def _in_study(target):
+    """Figures 2-3 come from the `recon` entry; every other target has an entry of its name."""
+    return {"figure2": "recon", "figure3": "recon"}.get(target, target) in config["study"]
+
+
+REPORT_TARGETS = {name: spec for name, spec in TARGETS.items() if _in_study(name)}
+
+
+def report_outputs(spec):
+    """A target's files, figures and tables registered for `snakemake --report`."""
+    return [report(path, category=Path(path).parent.name.capitalize(),
+                   caption=f"../report/{spec.name}.rst")
+            if path.endswith((".png", ".md")) else path
+            for path in spec.output_paths(R)]
 
 
 def config_json(wildcards):
@@ -234,12 +244,11 @@ def config_json(wildcards):
 
 def report_targets():
     """The targets of the study as a whole: tidy CSVs, both tables in all views, every figure."""
-    tables = [f"{R}/tables/{t}{v}{e}" for t in study.TABLES for v in VIEWS for e in FORMATS]
-    figures = [f"{R}/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+    outputs = [path for spec in REPORT_TARGETS.values() for path in spec.output_paths(R)]
     csvs = [f"{R}/{name}.csv" for name in ("runs", "metrics", "losses")]
     csvs += [f"{R}/recon.csv"] if RECON else []
     csvs += [f"{R}/mechanism.csv"] if "mechanism" in config["study"] else []
-    return tables + figures + csvs
+    return outputs + csvs
 
 
 def results_root(wildcards, output):

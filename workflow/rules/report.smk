@@ -42,51 +42,31 @@ rule losses_csv:
         "python -m rasa.collect losses --inputs {input} --out {output} > {log} 2>&1"
 
 
-rule table:
-    output:
-        [f"{R}/tables/{{table}}{view}{ext}" for view in VIEWS for ext in FORMATS],
-    input:
-        metrics=target_metric_inputs,
-        manifests=target_manifest_inputs,
-    params:
-        staging=f"{W}/report/{{table}}",
-        results=results_root,
-        config=config_json,
-    wildcard_constraints:
-        table="table1|table2",
-    log:
-        f"{W}/logs/report/{{table}}.log",
-    conda:
-        ENV
-    shell:
-        "(python -m rasa.collect metrics --inputs {input.metrics} --out {params.staging}/metrics.csv && "
-        "python -m rasa.collect runs --inputs {input.manifests} --out {params.staging}/runs.csv && "
-        "python -m rasa.report --config-json {params.config:q} --results {params.staging} "
-        "--out {params.results} --only {wildcards.table}) > {log} 2>&1"
+# One rule per table and figure, named after it; outputs come from rasa.report.TARGETS.
+for target, spec in REPORT_TARGETS.items():
 
-
-rule figure:
-    output:
-        png=report(f"{R}/figures/{{figure}}.png", category="Figures", caption="../report/{figure}.rst"),
-        pdf=f"{R}/figures/{{figure}}.pdf",
-    input:
-        metrics=target_metric_inputs,
-        manifests=target_manifest_inputs,
-        losses=target_loss_inputs,
-        analysis=target_analysis_inputs,
-    params:
-        staging=f"{W}/report/{{figure}}",
-        results=results_root,
-        config=config_json,
-    wildcard_constraints:
-        figure="figure[2-7]|mechanism",
-    log:
-        f"{W}/logs/report/{{figure}}.log",
-    conda:
-        ENV
-    shell:
-        "(python -m rasa.collect metrics --inputs {input.metrics} --out {params.staging}/metrics.csv && "
-        "python -m rasa.collect runs --inputs {input.manifests} --out {params.staging}/runs.csv && "
-        "python -m rasa.collect losses --inputs {input.losses} --out {params.staging}/losses.csv && "
-        "python -m rasa.report --config-json {params.config:q} --results {params.staging} "
-        "--analysis-dir {params.results} --out {params.results} --only {wildcards.figure}) > {log} 2>&1"
+    rule:
+        name:
+            f"report_{target}"
+        output:
+            report_outputs(spec),
+        input:
+            metrics=target_metric_inputs(target),
+            manifests=target_manifest_inputs(target),
+            losses=target_loss_inputs(target),
+            analysis=target_analysis_inputs(target),
+        params:
+            staging=f"{W}/report/{target}",
+            results=results_root,
+            config=config_json,
+            target=target,
+        log:
+            f"{W}/logs/report/{target}.log",
+        conda:
+            ENV
+        shell:
+            "(python -m rasa.collect metrics --inputs {input.metrics} --out {params.staging}/metrics.csv && "
+            "python -m rasa.collect runs --inputs {input.manifests} --out {params.staging}/runs.csv && "
+            "python -m rasa.collect losses --inputs {input.losses} --out {params.staging}/losses.csv && "
+            "python -m rasa.report --config-json {params.config:q} --results {params.staging} "
+            "--analysis-dir {params.results} --out {params.results} --only {params.target}) > {log} 2>&1"

@@ -1,0 +1,142 @@
+"""The training recipe: data handling, LionW, and preemption-safe resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rasa import checkpointing, data, prompts
+from rasa.optim import LionTrainer  # noqa: F401  (import check)
+from rasa.train import accumulation_steps
+
+from conftest import FIXTURES, ROOT
+
+
+def test_sampling_is_seeded_and_nested():
+    records = [{"i": i} for i in range(100)]
+    quarter, half, full = (data.sample(records, f, seed=42) for f in (0.25, 0.5, 1.0))
+    assert len(quarter) == 25 and len(half) == 50 and len(full) == 100
+    assert quarter == half[:25] and half == full[:50]
+    assert data.sample(records, 0.5, seed=42) == half
+    assert data.sample(records, 0.5, seed=1) != half
+    with pytest.raises(ValueError, match="fraction"):
+        data.sample(records, 0.0, seed=42)
+
+
+def test_missing_field_fails_naming_it():
+    with pytest.raises(ValueError, match=r"no field\(s\) \['query'\]"):
+        data.check_fields([{"question": "q", "response": "a"}], ["query", "response"], "x.jsonl")
+
+
+def test_instruction_masking_matches_the_authors(tiny_model_dir):
+    from rasa.modeling import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    question, answer = "What is 2 + 3?", "2 + 3 = 5. The answer is: 5"
+    enc = data.encode(question, answer, tok, 512, mask="instruction")
+    text = tok.bos_token + prompts.training_text(question, answer) + " " + tok.eos_token
+    lo, hi = prompts.instruction_span(text)
+    offsets = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    for label, token, (start, end) in zip(enc["labels"], enc["input_ids"], offsets):
+        overlaps = start < hi and end > lo
+        assert (label == data.IGNORE) == overlaps
+        assert overlaps or label == token
+    assert text[lo:hi] == question + "\n\n"
+    assert enc["labels"][-1] == tok.eos_token_id  # the response and EOS are trained on
+    prompt_masked = data.encode(question, answer, tok, 512, mask="prompt")
+    assert sum(l == data.IGNORE for l in prompt_masked["labels"]) > sum(l == data.IGNORE for l in enc["labels"])
+
+
+def test_global_batch_that_cannot_split_is_refused():
+    assert accumulation_steps(192, 3, 8) == 8
+    with pytest.raises(ValueError, match="training.global_batch=192 is not divisible"):
+        accumulation_steps(192, 5, 8)
+
+
+def test_lion_step_is_the_papers_decoupled_lionw():
+    from lion_pytorch import Lion
+
+    torch.manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(5))
+    m = torch.randn(5)
+    g = torch.randn(5)
+    lr, wd, b1, b2 = 1e-2, 0.1, 0.9, 0.95
+    opt = Lion([p], lr=lr, betas=(b1, b2), weight_decay=wd, decoupled_weight_decay=True)
+    opt.state[p]["exp_avg"] = m.clone()
+    before = p.detach().clone()
+    p.grad = g.clone()
+    opt.step()
+    expected = before * (1 - (lr / lr) * wd) - lr * torch.sign(b1 * m + (1 - b1) * g)
+    assert torch.allclose(p.detach(), expected)
+    assert torch.allclose(opt.state[p]["exp_avg"], b2 * m + (1 - b2) * g)
+
+
+def test_checkpoint_without_marker_is_never_loaded(tmp_path):
+    for step, complete in ((4, True), (8, False)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if complete:
+            (tmp_path / f"checkpoint-{step}" / checkpointing.MARKER).write_text("4\n")
+    assert checkpointing.latest_complete_checkpoint(tmp_path).name == "checkpoint-4"
+    checkpointing.remove_incomplete_checkpoints(tmp_path)
+    assert not (tmp_path / "checkpoint-8").exists()
+
+
+def _settings(model_dir, run_id="tiny__math__rasa-r4-k1__f100__e2"):
+    return {
+        "run_id": run_id, "model": "tiny", "paper_model": "Llama-3.1-8B", "model_path": str(model_dir),
+        "revision": None, "method": "rasa", "r": 4, "k": 1, "alpha": 8, "lr": 5e-3, "epochs": 2,
+        "fraction": 1.0, "target_modules": ["q_proj", "v_proj", "up_proj"], "seed": 42,
+        "question": "query", "answer": "response", "micro_batch": 1, "global_batch": 2,
+        "max_length": 128, "dropout": 0.05, "warmup_ratio": 0.1, "lion_betas": [0.9, 0.95],
+        "weight_decay": 0.0, "mask": "instruction", "group_by_length": True,
+        "gradient_checkpointing": False, "dtype": "float32", "deepspeed": None,
+    }
+
+
+def _train(model_dir, data_file, work, kill_after_steps=None):
+    """Run rasa.train in a subprocess; optionally SIGTERM it once it has logged N steps."""
+    cmd = [sys.executable, "-m", "rasa.train", "--settings", json.dumps(_settings(model_dir)),
+           "--data", str(data_file), "--checkpoints", str(work / "ckpt"), "--out", str(work / "out")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    steps, output = 0, []
+    for line in proc.stdout:
+        output.append(line)
+        if line.startswith("{'loss'"):
+            steps += 1
+            if kill_after_steps and steps == kill_after_steps:
+                proc.send_signal(signal.SIGTERM)
+    return proc.wait(), "".join(output)
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_then_rerun_equals_uninterrupted(tiny_model_dir, tmp_path):
+    records = data.read_records(str(FIXTURES / "metamathqa.jsonl"))[:40]
+    data_file = tmp_path / "train.jsonl"
+    data.write_jsonl(records, data_file)
+
+    code, log = _train(tiny_model_dir, data_file, tmp_path / "plain")
+    assert code == 0, log
+    code, log = _train(tiny_model_dir, data_file, tmp_path / "preempted", kill_after_steps=7)
+    assert code == 143, log  # stopped at a step boundary inside epoch 1 (20 steps per epoch)
+    assert "stopped at step" in log
+    assert checkpointing.latest_complete_checkpoint(tmp_path / "preempted" / "ckpt") is not None
+    code, log = _train(tiny_model_dir, data_file, tmp_path / "preempted")
+    assert code == 0, log
+
+    from safetensors.torch import load_file
+
+    for epoch in (1, 2):
+        name = f"weights/epoch-{epoch}/adapter_model.safetensors"
+        plain = load_file(tmp_path / "plain" / "out" / name)
+        resumed = load_file(tmp_path / "preempted" / "out" / name)
+        assert plain.keys() == resumed.keys()
+        for key in plain:
+            assert torch.equal(plain[key], resumed[key]), key  # bitwise on CPU
+    assert (tmp_path / "plain/out/losses.csv").read_text() == (tmp_path / "preempted/out/losses.csv").read_text()
