@@ -156,9 +156,23 @@ def nodes_of_run(wildcards):
 
 
 def gpus_of_run(wildcards):
-    """GPUs of the whole job (the executor's ``gpu`` resource); 0 on a CPU-only study."""
+    """GPUs of a one-node training job (the executor's ``gpu`` resource: GPUs for the whole job)."""
     model = MODELS[model_of_run(wildcards)]
-    return model.get("gpus_per_node", 0) * model.get("nodes", 1)
+    return model.get("gpus_per_node", 0) if model.get("nodes", 1) == 1 else 0
+
+
+def gres_of_run(wildcards):
+    """GPUs per node of a multi-node job (``gpu`` would mean GPUs in total), e.g. ``gpu:8``."""
+    model = MODELS[model_of_run(wildcards)]
+    if model.get("nodes", 1) > 1 and model.get("gpus_per_node", 0):
+        return f"gpu:{model['gpus_per_node']}"
+    return ""
+
+
+def eval_gpus(wildcards):
+    """One GPU per evaluation job where the model trains on GPUs; none in a CPU-only study."""
+    model = getattr(wildcards, "model", None) or model_of_run(wildcards)
+    return 1 if MODELS[model].get("gpus_per_node", 0) else 0
 
 
 def cpus_of_run(wildcards):

@@ -17,6 +17,8 @@ rule humanevalplus:
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
+    resources:
+        gpu=eval_gpus,
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/humanevalplus.log",
     conda:
@@ -45,6 +47,8 @@ rule math:
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
+    resources:
+        gpu=eval_gpus,
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/math.log",
     conda:
@@ -71,6 +75,8 @@ rule forgetting:
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
+    resources:
+        gpu=eval_gpus,
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/forgetting.log",
     conda:
@@ -94,6 +100,8 @@ rule forgetting_base:
         data=forgetting_data_flag,
     wildcard_constraints:
         model=alternatives(list(MODELS)),
+    resources:
+        gpu=eval_gpus,
     log:
         f"{W}/logs/eval/{{model}}__base/forgetting.log",
     conda:

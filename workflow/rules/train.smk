@@ -20,6 +20,7 @@ rule train:
         nodes=nodes_of_run,
         tasks_per_node=1,
         gpu=gpus_of_run,
+        gres=gres_of_run,
         cpus_per_task=cpus_of_run,
         mem_mb=train_mem_mb,
         runtime=train_minutes,
