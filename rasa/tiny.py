@@ -1,15 +1,19 @@
 """The tiny default's models: a byte-level BPE tokenizer and small Llama/Mixtral-style models.
 
-Nothing is downloaded. The tokenizer is trained on the fixture texts; each model is initialised
-from its config with a fixed seed and then briefly pre-trained (full-parameter, next-token loss)
-on plain text from the fixtures, so that fine-tuning starts from a model that has seen language
-rather than from noise. The result is saved with ``save_pretrained`` and loaded afterwards through
+Nothing is downloaded. The tokenizer is trained on all fixture texts (vocabulary only); each
+model is initialised from its config with a fixed seed and then briefly pre-trained (full
+parameters, next-token loss) on plain text of the training sets and of the forgetting benchmarks,
+so that fine-tuning starts from a model that has seen language rather than from noise, and has
+general knowledge that fine-tuning can erase (what Figure 5 measures). The HumanEval+ and MATH
+test files are never pre-trained on. The result is saved with ``save_pretrained`` and loaded afterwards through
 :func:`rasa.modeling.load_model`, exactly like a hub model.
 
 CLI::
 
     python -m rasa.tiny --name tiny-llama --spec '{"arch": "llama", "config": {...}, ...}' \
-        --vocab-size 512 --seed 42 --corpus rasa/fixtures/*.jsonl --out work/models/tiny-llama
+        --vocab-size 512 --seed 42 --tokenizer-corpus rasa/fixtures/*.jsonl \
+        --pretrain-corpus rasa/fixtures/{metamathqa,magicoder_evol,hellaswag,...}.jsonl \
+        --out work/models/tiny-llama
 """
 
 from __future__ import annotations
@@ -126,14 +130,15 @@ def main(argv=None):
     parser.add_argument("--spec", required=True, help="the model's entry of the config, as JSON")
     parser.add_argument("--vocab-size", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--corpus", nargs="+", required=True)
+    parser.add_argument("--tokenizer-corpus", nargs="+", required=True)
+    parser.add_argument("--pretrain-corpus", nargs="+", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
     torch.set_num_threads(1)  # bitwise-reproducible CPU kernels
 
-    texts = corpus_texts(args.corpus)
-    tokenizer = train_tokenizer(texts, args.vocab_size)
+    tokenizer = train_tokenizer(corpus_texts(args.tokenizer_corpus), args.vocab_size)
+    texts = corpus_texts(args.pretrain_corpus)
     model = build_model(spec["arch"], spec["config"], tokenizer, args.seed)
     history = pretrain(model, tokenizer, texts, spec.get("pretrain_epochs", 0), args.seed)
     out = Path(args.out)

@@ -82,6 +82,12 @@ def fixture_corpus():
     return sorted(str(p) for p in Path("rasa/fixtures").glob("*.jsonl"))
 
 
+def pretrain_corpus():
+    """The fixtures minus the generation benchmarks' test files (never pre-trained on)."""
+    tests = {str(Path(config["benchmarks"][b]["path"])) for b in ("humanevalplus", "math")}
+    return [p for p in fixture_corpus() if p not in tests]
+
+
 def train_input(wildcards):
     spec = parse_run_id(wildcards.run)
     inputs = {"data": sample_path(spec)}

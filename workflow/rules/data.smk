@@ -6,7 +6,8 @@ rule build_tiny_model:
     output:
         directory(f"{W}/models/{{model}}"),
     input:
-        corpus=fixture_corpus(),
+        tokenizer_corpus=fixture_corpus(),
+        pretrain_corpus=pretrain_corpus(),
     params:
         spec=model_spec_json,
         vocab=config.get("tokenizer", {}).get("vocab_size", 512),
@@ -19,7 +20,8 @@ rule build_tiny_model:
         ENV
     shell:
         "python -m rasa.tiny --name {wildcards.model} --spec {params.spec:q} "
-        "--vocab-size {params.vocab} --seed {params.seed} --corpus {input.corpus} "
+        "--vocab-size {params.vocab} --seed {params.seed} --tokenizer-corpus {input.tokenizer_corpus} "
+        "--pretrain-corpus {input.pretrain_corpus} "
         "--out {output} > {log} 2>&1"
 
 
