@@ -140,3 +140,16 @@ def test_sigterm_mid_epoch_then_rerun_equals_uninterrupted(tiny_model_dir, tmp_p
         for key in plain:
             assert torch.equal(plain[key], resumed[key]), key  # bitwise on CPU
     assert (tmp_path / "plain/out/losses.csv").read_text() == (tmp_path / "preempted/out/losses.csv").read_text()
+
+
+def test_launcher_single_process_node_and_multi_node(monkeypatch):
+    from rasa import launch
+
+    assert launch.command(1, "rasa.train", ["--x"], env={})[1:] == ["-m", "rasa.train", "--x"]
+    node = launch.command(8, "rasa.train", ["--x"], env={})
+    assert "--standalone" in node and "--nproc-per-node=8" in node
+    monkeypatch.setattr(launch, "first_node", lambda: "gpu017")
+    multi = launch.command(8, "rasa.train", ["--x"], env={"SLURM_NNODES": "8", "SLURM_JOB_ID": "42"})
+    assert multi[:4] == ["srun", "--nodes=8", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    assert "--nnodes=8" in multi and "--rdzv-endpoint=gpu017:29500" in multi and "--rdzv-id=42" in multi
+    assert multi[-3:] == ["-m", "rasa.train", "--x"]
