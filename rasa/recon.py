@@ -1,0 +1,534 @@
+"""Minimum reconstruction error of a set of weight updates: LoRA (exact) and RaSA (coordinate descent).
+
+Paper §3 and Appendix A (``shared/research/paper.md`` §2). Given the updates ``M_1 … M_L`` of one
+linear-module type (one per layer, all of shape ``b × a``):
+
+* **LoRA** (Eqs. 7–9): ``e_lora(r) = Σ_i Σ_{j>r} σ_j(M_i)²`` by the Eckart–Young–Mirsky theorem.
+* **RaSA** (Eqs. 10–11, 17): ``e_rasa(r, k) = min Σ_i ‖M_i − B̃_iÃ_i − B_S D_i A_S‖²_F`` with a private
+  rank-``t = r−k`` part per layer and a shared pool ``B_S ∈ R^{b×K}``, ``A_S ∈ R^{K×a}``, ``K = L·k``,
+  scaled per layer by a diagonal ``D_i``. It is minimised by block-coordinate descent: the private
+  factors by a truncated SVD of the residual (Eq. 19), ``B_S``, ``A_S`` and ``D_i`` by their
+  closed-form least-squares updates (Eqs. 24–26).
+
+How the RaSA solver stays fast at paper scale (32 × 4096 × 14336 per module type, 80 layers at 70B)
+----------------------------------------------------------------------------------------------------
+Only the ``M_i`` are large; every unknown is low rank. The solver never forms a residual, a
+target ``T_i = M_i − B̃_iÃ_i`` or a dense reconstruction. Per iteration it touches the ``M_i`` only
+through skinny products (batched over the layers):
+
+* ``M_i A_Sᵀ`` (width K) for the ``B_S`` update and ``B_Sᵀ M_i`` (height K) for the ``A_S`` update;
+  the ``D_i`` update and every error evaluation reuse those two products.
+* The private step applies the residual ``R_i = M_i − B_S D_i A_S`` as an operator
+  (``R Z = M Z − B_S(D_i(A_S Z))``) inside a warm-started randomized subspace iteration of width
+  ``s = t + oversample``: the basis starts from the previous private column space plus a few random
+  directions, one product ``QᵀR`` gives both the Rayleigh–Ritz truncated SVD and the next power
+  step, and the iteration stops when the captured energy stops moving (``inner_tol``). Because the
+  first basis contains the old private subspace, the Rayleigh–Ritz solution is never worse than the
+  old private factors (monotone by construction, and guarded anyway).
+* The objective is evaluated exactly from small quantities,
+  ``‖M−P−S‖² = ‖M‖² − 2⟨M,P⟩ − 2⟨M,S⟩ + ‖P‖² + 2⟨P,S⟩ + ‖S‖²``, where every inner product is a
+  trace of ``K×K``, ``t×K`` or ``t×t`` matrices built from the skinny products above (``‖M_i‖²`` is
+  precomputed once). All these small quantities are kept in float64 even when the ``M_i`` are held
+  in float32.
+
+A per-iteration cost of about ``(2·K + (1 + 2·n_power)·s)`` multiply-adds per entry of the ``M_i``;
+see ``benchmarks/recon.py`` for measured times and the GPU estimate.
+
+Monotonicity: every block update is accepted only if it does not increase the objective (the
+least-squares updates are exact minimisers, so a rejection only happens at round-off level or when
+a pseudo-inverse truncates); the recorded history is therefore non-increasing by construction.
+
+Initialisations
+---------------
+* ``"theorem"``: the Theorem 3.1 construction (Eqs. 12–16): private part = each layer's top ``r−k``
+  singular triplets; pool block ``i`` = layer ``i``'s triplets ``r−k+1 … r`` with ``D_i`` holding
+  their singular values on its own block and zeros elsewhere. Its error equals LoRA's, so
+  ``e_rasa ≤ e_lora`` from iteration 0 on.
+* ``"paper"``: the paper's start is not documented (paper.md §2.3, UNKNOWN). We use the adapter's own
+  initialisation, mirrored: ``A_S`` random Gaussian (rows of norm ≈ 1), ``B_S = 0``, ``D_i = I``, so
+  the shared part starts at zero and the private part is the first Eq.-19 step (top ``r−k`` SVD of
+  ``M_i``). Iteration 0 is then LoRA's error at rank ``r−k`` (above LoRA's at rank ``r``) and the
+  curve descends towards and below LoRA's line, as in Figure 2.
+
+One iteration updates, in this order: ``B_S`` (Eq. 24), ``A_S`` (Eq. 25), every ``D_i`` (Eq. 26),
+then the private factors (Eq. 19). The history holds the error after the initialisation
+(entry 0) and after every iteration (entries 1 … iters).
+
+Degenerate shapes: ranks are clipped to ``min(b, a)``. If ``r ≥ min(b, a)`` LoRA reconstructs every
+``M_i`` exactly (error 0) and so does the Theorem-3.1 start of RaSA; ``k > r`` is rejected.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+__all__ = ["lora_error", "rasa_error", "rasa_error_dense", "stack_mats"]
+
+F64 = torch.float64
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+def stack_mats(mats, dtype=F64, device=None) -> torch.Tensor:
+    """``(L, b, a)`` tensor of the updates in ``dtype`` on ``device``, copied in one layer at a time
+    (no second full-size copy on the device). A 3-D tensor already of that dtype/device is used as is."""
+    if isinstance(mats, torch.Tensor):
+        if mats.dim() != 3:
+            raise ValueError("mats must be a list of 2-D tensors or a 3-D tensor (L, b, a)")
+        device = mats.device if device is None else torch.device(device)
+        return mats.to(device=device, dtype=dtype)
+    mats = list(mats)
+    if not mats:
+        raise ValueError("mats is empty")
+    shape = tuple(mats[0].shape)
+    if len(shape) != 2 or any(tuple(m.shape) != shape for m in mats):
+        raise ValueError(f"all matrices must be 2-D and of one shape, got {[tuple(m.shape) for m in mats]}")
+    device = mats[0].device if device is None else torch.device(device)
+    out = torch.empty((len(mats),) + shape, dtype=dtype, device=device)
+    for i, m in enumerate(mats):
+        out[i].copy_(m)
+    return out
+
+
+def _top_svd(m: torch.Tensor, n: int):
+    """Top-``n`` singular triplets of one matrix, in float64, through the eigen-decomposition of its
+    Gram matrix on the smaller side (``min(b,a)³`` instead of a full SVD of a wide matrix).
+    Returns ``U (b×n)``, ``s (n,)``, ``V (a×n)`` and the tail energy ``Σ_{j>n} σ_j²``."""
+    m = m.to(F64)
+    b, a = m.shape
+    if b <= a:
+        lam, vecs = torch.linalg.eigh(m @ m.T)
+    else:
+        lam, vecs = torch.linalg.eigh(m.T @ m)
+    lam = lam.flip(0).clamp_min(0.0)
+    vecs = vecs.flip(1)
+    n = min(n, lam.numel())
+    tail = lam[n:].sum()
+    s = lam[:n].sqrt()
+    inv = torch.where(s > s.max().clamp_min(1e-300) * 1e-12, 1.0 / s, torch.zeros_like(s)) if n else s
+    if b <= a:
+        u = vecs[:, :n]
+        v = (m.T @ u) * inv
+    else:
+        v = vecs[:, :n]
+        u = (m @ v) * inv
+    # zero singular values: drop those directions (they carry no energy)
+    keep = (inv > 0).to(F64)
+    return u * keep, s * keep, v * keep, tail
+
+
+def _psd_pinv_apply(g: torch.Tensor, h: torch.Tensor, left: bool, rcond: float | None = None):
+    """Minimum-norm least-squares solve with a symmetric PSD matrix ``g``: ``g⁺ h`` (left) or
+    ``h g⁺`` (right), by eigen-decomposition with a relative cut-off (never an explicit inverse)."""
+    n = g.shape[-1]
+    if n == 0:
+        return torch.zeros_like(h)
+    g = 0.5 * (g + g.transpose(-1, -2))
+    w, v = torch.linalg.eigh(g)
+    if rcond is None:
+        rcond = n * torch.finfo(g.dtype).eps * 10.0
+    cut = w.amax(dim=-1, keepdim=True).clamp_min(0.0) * rcond
+    winv = torch.where(w > cut, 1.0 / w, torch.zeros_like(w))
+    if left:
+        return v @ (winv.unsqueeze(-1) * (v.transpose(-1, -2) @ h))
+    return ((h @ v) * winv.unsqueeze(-2)) @ v.transpose(-1, -2)
+
+
+def _ranks(r: int, k: int, b: int, a: int, L: int):
+    if r < 0 or k < 0:
+        raise ValueError("r and k must be non-negative")
+    if k > r:
+        raise ValueError(f"k={k} > r={r}: RaSA takes k of the r ranks of every layer")
+    n = min(b, a)
+    t = min(r - k, n)
+    return t, L * k, n
+
+
+# ----------------------------------------------------------------------------------------------
+# LoRA
+# ----------------------------------------------------------------------------------------------
+
+def lora_error(mats, r: int, *, dtype=F64, device=None) -> float:
+    """LoRA's minimum reconstruction error ``Σ_i Σ_{j>r} σ_j(M_i)²`` (Eqs. 8–9), exact (float64
+    eigenvalues of each Gram matrix; ``0`` when ``r ≥ min(b, a)``)."""
+    if isinstance(mats, torch.Tensor) and mats.dim() == 2:
+        mats = [mats]
+    total = 0.0
+    for m in mats:
+        m = m.to(device=device if device is not None else m.device, dtype=dtype)
+        n = min(m.shape)
+        if r >= n:
+            continue
+        m = m.to(F64)
+        g = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
+        lam = torch.linalg.eigvalsh(g).clamp_min(0.0)  # ascending
+        total += float(lam[: n - r].sum())
+    return total
+
+
+# ----------------------------------------------------------------------------------------------
+# RaSA: fast solver
+# ----------------------------------------------------------------------------------------------
+
+class _State:
+    """Factors (float64) and cached inner products of one RaSA solution."""
+
+    def __init__(self, up, sp, vp, B, A, d):
+        self.up, self.sp, self.vp = up, sp, vp  # (L,b,t) orthonormal cols, (L,t), (L,a,t)
+        self.B, self.A, self.d = B, A, d        # (b,K), (K,a), (L,K)
+
+
+def _small_terms(st: _State):
+    """‖P‖², ⟨P,S⟩, ‖S‖² per layer (all from small matrices)."""
+    pp = (st.sp ** 2).sum(-1)
+    if st.B.shape[1] == 0:
+        z = torch.zeros_like(pp)
+        return pp, z, z
+    gram = (st.B.T @ st.B) * (st.A @ st.A.T)                       # (K,K)
+    ss = torch.einsum("lk,kj,lj->l", st.d, gram, st.d)
+    if st.up.shape[-1] == 0:
+        return pp, torch.zeros_like(pp), ss
+    ub = st.up.transpose(1, 2) @ st.B                              # (L,t,K)
+    av = st.A @ st.vp                                              # (L,K,t)
+    ps = torch.einsum("lt,ltk,lk,lkt->l", st.sp, ub, st.d, av)
+    return pp, ps, ss
+
+
+def _err(nM, mp, ms, st: _State):
+    pp, ps, ss = _small_terms(st)
+    return nM - 2.0 * mp - 2.0 * ms + pp + 2.0 * ps + ss
+
+
+def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", dtype=F64,
+               device=None, tol: float | None = None, seed: int = 0, oversample: int = 10,
+               power_iters: int = 8, inner_tol: float = 1e-12, return_state: bool = False):
+    """RaSA's minimum reconstruction error by block-coordinate descent (paper Appendix A).
+
+    Parameters
+    ----------
+    mats : list of 2-D tensors of one shape (the ``L`` updates of one module type), or an
+        ``(L, b, a)`` tensor.
+    r, k : LoRA rank and number of shared ranks per layer (``0 ≤ k ≤ r``); pool size ``K = L·k``.
+    iters : maximum number of coordinate-descent iterations.
+    init : ``"theorem"`` (Theorem 3.1 construction, error = LoRA's at iteration 0) or ``"paper"``
+        (random ``A_S``, zero ``B_S``, ``D_i = I``; see the module docstring).
+    dtype : dtype in which the ``M_i`` are held and multiplied (float64 default; float32 halves
+        memory and time on GPUs). Small matrices and all error bookkeeping are float64 regardless.
+    device : where to run (default: the device of ``mats``).
+    tol : stop early when an iteration lowers the error by less than ``tol`` × error
+        (``None``: always run ``iters`` iterations).
+    seed : seeds the random ``A_S`` of the paper start and the sketches of the private step.
+    oversample, power_iters, inner_tol : the private step's subspace width ``r−k+oversample``, its
+        maximum number of power steps, and the relative change of captured energy at which it stops.
+
+    Returns
+    -------
+    ``(final_error, history)`` with ``history[0]`` the error of the initialisation and
+    ``history[j]`` the error after iteration ``j`` (non-increasing). With ``return_state=True`` a
+    third element holds the factors (dict of float64 tensors).
+    """
+    if init not in ("theorem", "paper"):
+        raise ValueError(f"init must be 'theorem' or 'paper', got {init!r}")
+    M = stack_mats(mats, dtype=dtype, device=device)
+    L, b, a = M.shape
+    dev = M.device
+    t, K, n = _ranks(r, k, b, a, L)
+    gen_cpu = torch.Generator().manual_seed(int(seed))
+
+    def big(x):  # operand for a product with M
+        return x.to(dtype)
+
+    nM = torch.stack([M[i].to(F64).pow(2).sum() for i in range(L)])
+
+    # ---------------- initialisation
+    if init == "theorem":
+        need = min(r, n)
+        up = torch.zeros(L, b, t, dtype=F64, device=dev)
+        vp = torch.zeros(L, a, t, dtype=F64, device=dev)
+        sp = torch.zeros(L, t, dtype=F64, device=dev)
+        B = torch.zeros(b, K, dtype=F64, device=dev)
+        A = torch.zeros(K, a, dtype=F64, device=dev)
+        d = torch.zeros(L, K, dtype=F64, device=dev)
+        for i in range(L):
+            u, s, v, _ = _top_svd(M[i], need)
+            up[i], sp[i], vp[i] = u[:, :t], s[:t], v[:, :t]
+            m = u.shape[1] - t  # available components r-k+1 .. r (fewer if r > rank bound)
+            if K and m > 0:
+                sl = slice(i * k, i * k + m)
+                B[:, sl] = u[:, t:t + m]
+                A[sl, :] = v[:, t:t + m].T
+                d[i, sl] = s[t:t + m]
+    else:
+        A = (torch.randn(K, a, generator=gen_cpu, dtype=F64) / math.sqrt(max(a, 1))).to(dev)
+        B = torch.zeros(b, K, dtype=F64, device=dev)
+        d = torch.ones(L, K, dtype=F64, device=dev)
+        up = torch.zeros(L, b, t, dtype=F64, device=dev)
+        vp = torch.zeros(L, a, t, dtype=F64, device=dev)
+        sp = torch.zeros(L, t, dtype=F64, device=dev)
+        for i in range(L):
+            u, s, v, _ = _top_svd(M[i], t)
+            up[i, :, : u.shape[1]], sp[i, : s.numel()], vp[i, :, : v.shape[1]] = u, s, v
+    st = _State(up, sp, vp, B, A, d)
+
+    # cached ⟨M,P⟩ and ⟨M,S⟩ per layer
+    def mp_of(st):
+        if t == 0:
+            return torch.zeros(L, dtype=F64, device=dev)
+        mv = (M @ big(st.vp)).to(F64)                              # (L,b,t)
+        return torch.einsum("lbt,lbt,lt->l", st.up, mv, st.sp)
+
+    def ms_from_MA(MA, st):  # MA = M A_Sᵀ (L,b,K), float64
+        return torch.einsum("bk,lbk,lk->l", st.B, MA, st.d)
+
+    def ms_from_BM(BM, st):  # BM = B_Sᵀ M (L,K,a), float64
+        return torch.einsum("lka,ka,lk->l", BM, st.A, st.d)
+
+    mp = mp_of(st)
+    if K:
+        ms = ms_from_MA((M @ big(st.A.T)).to(F64), st)
+    else:
+        ms = torch.zeros(L, dtype=F64, device=dev)
+    E = _err(nM, mp, ms, st)
+    history = [float(E.sum())]
+
+    def shared_step(st, E, mp, ms):
+        if K == 0:
+            return E, ms
+        dd = st.d.T @ st.d                                          # Σ_i d_i d_iᵀ (K,K)
+        # ---- B_S (Eq. 24):  B (Σ D_i A Aᵀ D_i) = Σ_i T_i Aᵀ D_i
+        MA = (M @ big(st.A.T)).to(F64)                             # (L,b,K)
+        TA = MA
+        if t:
+            TA = MA - st.up @ (st.sp.unsqueeze(-1) * (st.vp.transpose(1, 2) @ st.A.T))
+        H = torch.einsum("lbk,lk->bk", TA, st.d)
+        G = (st.A @ st.A.T) * dd
+        Bn = _psd_pinv_apply(G, H, left=False)
+        cand = _State(st.up, st.sp, st.vp, Bn, st.A, st.d)
+        msn = ms_from_MA(MA, cand)
+        En = _err(nM, mp, msn, cand)
+        if En.sum() <= E.sum():
+            st.B, E, ms = Bn, En, msn
+        # ---- A_S (Eq. 25):  (Σ D_i Bᵀ B D_i) A = Σ_i D_i Bᵀ T_i
+        BM = (big(st.B.T) @ M).to(F64)                             # (L,K,a)
+        BT = BM
+        if t:
+            BT = BM - ((st.B.T @ st.up) * st.sp.unsqueeze(1)) @ st.vp.transpose(1, 2)
+        H = torch.einsum("lk,lka->ka", st.d, BT)
+        G = (st.B.T @ st.B) * dd
+        An = _psd_pinv_apply(G, H, left=True)
+        cand = _State(st.up, st.sp, st.vp, st.B, An, st.d)
+        msn = ms_from_BM(BM, cand)
+        En = _err(nM, mp, msn, cand)
+        if En.sum() <= E.sum():
+            st.A, E, ms = An, En, msn
+        # ---- D_i (Eq. 26):  ((BᵀB) ∘ (AAᵀ)) d_i = diag(Bᵀ T_i Aᵀ)   (per layer, guarded per layer)
+        X = torch.einsum("lka,ka->lk", BT, st.A)
+        Hd = (st.B.T @ st.B) * (st.A @ st.A.T)
+        dn = _psd_pinv_apply(Hd, X.T, left=True).T                 # (L,K)
+        cand = _State(st.up, st.sp, st.vp, st.B, st.A, dn)
+        msn = ms_from_BM(BM, cand)
+        En = _err(nM, mp, msn, cand)
+        ok = En <= E
+        st.d = torch.where(ok.unsqueeze(-1), dn, st.d)
+        E = torch.where(ok, En, E)
+        ms = torch.where(ok, msn, ms)
+        # ---- exact re-scaling (objective unchanged): unit columns of B_S and rows of A_S
+        bn = st.B.norm(dim=0)
+        an = st.A.norm(dim=1)
+        okc = (bn > 0) & (an > 0)
+        bs = torch.where(okc, bn, torch.ones_like(bn))
+        as_ = torch.where(okc, an, torch.ones_like(an))
+        st.B = st.B / bs
+        st.A = st.A / as_.unsqueeze(-1)
+        st.d = st.d * (bs * as_)
+        return E, ms
+
+    def private_step(st, E, mp, ms, it):
+        if t == 0:
+            return E, mp
+        s = min(t + oversample, b, a)
+        d_ = st.d
+
+        def R_right(Z):   # R Z, Z (L,a,w)
+            out = (M @ big(Z)).to(F64)
+            if K:
+                out = out - st.B @ (d_.unsqueeze(-1) * (st.A @ Z))
+            return out
+
+        def R_leftT(Q):   # Qᵀ R, Q (L,b,w) -> (L,w,a)
+            out = (big(Q.transpose(1, 2)) @ M).to(F64)
+            if K:
+                out = out - ((Q.transpose(1, 2) @ st.B) * d_.unsqueeze(1)) @ st.A
+            return out
+
+        g = torch.Generator().manual_seed(int(seed) * 100003 + 7919 * (it + 1))
+        extra = s - t
+        Q0 = st.up
+        if extra > 0:
+            Q0 = torch.cat([st.up, torch.randn(L, b, extra, generator=g, dtype=F64).to(dev)], dim=2)
+        Q, _ = torch.linalg.qr(Q0)
+        # ‖R‖² and the old private error, per layer
+        pp, ps, ss = _small_terms(st)
+        nR = nM - 2.0 * ms + ss
+        best_e = torch.full((L,), -1.0, dtype=F64, device=dev)
+        best = [None] * L
+        prev = None
+        for _p in range(power_iters + 1):
+            C = R_leftT(Q)                                          # (L,s,a)
+            lam, W = torch.linalg.eigh(C @ C.transpose(1, 2))       # ascending, (L,s)
+            lam = lam.flip(-1).clamp_min(0.0)[:, :t]
+            W = W.flip(-1)[:, :, :t]
+            e = lam.sum(-1)
+            better = e > best_e
+            if better.any():
+                sv = lam.sqrt()
+                inv = torch.where(sv > sv.amax(-1, keepdim=True).clamp_min(1e-300) * 1e-12,
+                                  1.0 / sv, torch.zeros_like(sv))
+                U = Q @ W                                           # (L,b,t)
+                V = (C.transpose(1, 2) @ W) * inv.unsqueeze(1)      # (L,a,t)
+                keep = (inv > 0).to(F64)
+                for i in torch.nonzero(better).flatten().tolist():
+                    best[i] = (U[i] * keep[i], sv[i] * keep[i], V[i] * keep[i])
+                best_e = torch.where(better, e, best_e)
+            if prev is not None:
+                resid = (nR - e).clamp_min(0.0)
+                if bool(((e - prev) <= inner_tol * resid + 1e-300).all()):
+                    break
+            prev = e
+            if _p == power_iters:
+                break
+            Q, _ = torch.linalg.qr(R_right(C.transpose(1, 2)))     # power step
+        # guard per layer: new error = ‖R‖² − e ; old = E
+        En = nR - best_e
+        ok = En <= E
+        if ok.any():
+            up, sp, vp = st.up.clone(), st.sp.clone(), st.vp.clone()
+            for i in torch.nonzero(ok).flatten().tolist():
+                up[i], sp[i], vp[i] = best[i]
+            st.up, st.sp, st.vp = up, sp, vp
+            # ⟨M,P⟩ = ⟨R,P⟩ + ⟨S,P⟩ = e + ⟨S,P⟩  (only for the layers that changed)
+            _, ps_new, _ = _small_terms(st)
+            mp = torch.where(ok, best_e + ps_new, mp)
+            E = torch.where(ok, En, E)
+        return E, mp
+
+    for it in range(iters):
+        E, ms = shared_step(st, E, mp, ms)
+        E, mp = private_step(st, E, mp, ms, it)
+        e_tot = float(E.sum())
+        e_tot = min(e_tot, history[-1])  # guarded steps: only round-off can make this bite
+        history.append(e_tot)
+        if tol is not None and history[-2] - history[-1] <= tol * max(abs(history[-2]), 1e-300):
+            break
+    if return_state:
+        state = {"up": st.up, "sp": st.sp, "vp": st.vp, "B": st.B, "A": st.A, "d": st.d}
+        return history[-1], history, state
+    return history[-1], history
+
+
+def reconstruct(state: dict, i: int) -> torch.Tensor:
+    """Dense ``B̃_iÃ_i + B_S D_i A_S`` of layer ``i`` from ``rasa_error(..., return_state=True)``
+    (for checks on small matrices)."""
+    p = (state["up"][i] * state["sp"][i]) @ state["vp"][i].T
+    if state["B"].shape[1]:
+        p = p + (state["B"] * state["d"][i]) @ state["A"]
+    return p
+
+
+# ----------------------------------------------------------------------------------------------
+# RaSA: straightforward dense reference (for the benchmark and the tests)
+# ----------------------------------------------------------------------------------------------
+
+def rasa_error_dense(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", dtype=F64,
+                     device=None, seed: int = 0):
+    """The same block-coordinate descent written the obvious way: full SVDs (of ``M_i`` for the
+    start and of every residual ``M_i − B_S D_i A_S`` each iteration), explicit targets
+    ``T_i = M_i − B̃_iÃ_i``, explicit normal equations and the error from the dense residual.
+    Same start, same update order and same guards as :func:`rasa_error`; slow by design."""
+    M = stack_mats(mats, dtype=dtype, device=device)
+    L, b, a = M.shape
+    dev = M.device
+    t, K, n = _ranks(r, k, b, a, L)
+    gen_cpu = torch.Generator().manual_seed(int(seed))
+
+    def full_svd(x):
+        u, s, vh = torch.linalg.svd(x, full_matrices=False)
+        return u, s, vh
+
+    P = torch.zeros(L, b, a, dtype=dtype, device=dev)
+    if init == "theorem":
+        B = torch.zeros(b, K, dtype=dtype, device=dev)
+        A = torch.zeros(K, a, dtype=dtype, device=dev)
+        d = torch.zeros(L, K, dtype=dtype, device=dev)
+        for i in range(L):
+            u, s, vh = full_svd(M[i])
+            P[i] = (u[:, :t] * s[:t]) @ vh[:t]
+            m = min(r, n) - t
+            if K and m > 0:
+                sl = slice(i * k, i * k + m)
+                B[:, sl] = u[:, t:t + m]
+                A[sl] = vh[t:t + m]
+                d[i, sl] = s[t:t + m]
+    else:
+        A = (torch.randn(K, a, generator=gen_cpu, dtype=F64) / math.sqrt(max(a, 1))).to(dev, dtype)
+        B = torch.zeros(b, K, dtype=dtype, device=dev)
+        d = torch.ones(L, K, dtype=dtype, device=dev)
+        for i in range(L):
+            u, s, vh = full_svd(M[i])
+            P[i] = (u[:, :t] * s[:t]) @ vh[:t]
+
+    def shared(B, A, d):
+        return torch.stack([(B * d[i]) @ A for i in range(L)])
+
+    def err(P, B, A, d):
+        return ((M - P - shared(B, A, d)) ** 2).sum(dim=(1, 2)).to(F64)
+
+    E = err(P, B, A, d)
+    history = [float(E.sum())]
+    for _ in range(iters):
+        if K:
+            T = M - P
+            # B_S (Eq. 24)
+            H = sum(T[i] @ A.T @ torch.diag(d[i]) for i in range(L))
+            G = sum(torch.diag(d[i]) @ A @ A.T @ torch.diag(d[i]) for i in range(L))
+            Bn = _psd_pinv_apply(G, H, left=False)
+            En = err(P, Bn, A, d)
+            if En.sum() <= E.sum():
+                B, E = Bn, En
+            # A_S (Eq. 25)
+            H = sum(torch.diag(d[i]) @ B.T @ T[i] for i in range(L))
+            G = sum(torch.diag(d[i]) @ B.T @ B @ torch.diag(d[i]) for i in range(L))
+            An = _psd_pinv_apply(G, H, left=True)
+            En = err(P, B, An, d)
+            if En.sum() <= E.sum():
+                A, E = An, En
+            # D_i (Eq. 26)
+            Hd = (B.T @ B) * (A @ A.T)
+            dn = torch.stack([_psd_pinv_apply(Hd, torch.diag(B.T @ T[i] @ A.T).unsqueeze(-1),
+                                              left=True).squeeze(-1) for i in range(L)])
+            En = err(P, B, A, dn)
+            ok = En <= E
+            d = torch.where(ok.unsqueeze(-1), dn, d)
+            E = torch.where(ok, En, E)
+            bn, an = B.norm(dim=0), A.norm(dim=1)
+            okc = (bn > 0) & (an > 0)
+            bs = torch.where(okc, bn, torch.ones_like(bn))
+            as_ = torch.where(okc, an, torch.ones_like(an))
+            B, A, d = B / bs, A / as_.unsqueeze(-1), d * (bs * as_)
+        if t:
+            S = shared(B, A, d)
+            Pn = torch.empty_like(P)
+            for i in range(L):
+                u, s, vh = full_svd(M[i] - S[i])
+                Pn[i] = (u[:, :t] * s[:t]) @ vh[:t]
+            En = err(Pn, B, A, d)
+            ok = En <= E
+            P = torch.where(ok.view(L, 1, 1), Pn, P)
+            E = torch.where(ok, En, E)
+        history.append(min(float(E.sum()), history[-1]))
+    return history[-1], history
