@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = isolation_mode()
     for row in rows:
         row.update(run_id=args.run_id, epoch=args.epoch, backend=engine.name, sandbox=mode,
-                   timeout_s=args.timeout, workers=args.workers)
+                   timeout_s=args.timeout, workers=args.workers, memory_mb=args.memory_mb,
+                   min_time_limit=args.min_time_limit, gt_time_limit_factor=args.gt_time_limit_factor)
     write_csv_atomic(args.details, rows, first=["run_id", "epoch", "task_id"])
     if args.samples:
         records = [{"task_id": pr["task_id"], "sample": j, "completion": completions[i][j],

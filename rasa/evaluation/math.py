@@ -199,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             for scorer in SCORERS for metric, value in accuracy_rows(problems, correct[scorer])]
     write_csv_atomic(args.details, details, first=["run_id", "epoch", "idx"])
     write_csv_atomic(args.out, rows)
-    for scorer in SCORERS:
-        print(f"MATH accuracy ({scorer}): {rows[[r['scorer'] for r in rows].index(scorer)]['value']:.1f}")
+    overall = {r["scorer"]: r["value"] for r in rows if r["metric"] == "accuracy"}
+    print(f"MATH accuracy over {len(problems)} problems ({engine.name}): "
+          + ", ".join(f"{s} {overall[s]:.1f}" for s in SCORERS))
     return 0
 
 
