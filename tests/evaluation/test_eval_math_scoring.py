@@ -120,3 +120,42 @@ def test_problem_loading_and_breakdowns(tmp_path, write_jsonl):
     assert rows["accuracy"] == pytest.approx(100 / 3)
     assert rows["accuracy/Algebra"] == 50.0 and rows["accuracy/Geometry"] == 0.0
     assert rows["accuracy/level1"] == 100.0 and rows["accuracy/level?"] == 0.0
+
+
+def test_paper_scorer_matches_the_authors_verdicts_listed_in_the_digest():
+    # shared/research/original_repo.md §4.2, "Checked": verdicts of the authors' is_equiv
+    pairs = [("(3,\\frac{\\pi}{2})", "(3,\\frac{\\pi}{2})", False), ("[2,5)", "[2,5)", False),
+             ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", False),
+             ("0.5", "\\frac{1}{2}", True), ("(x+1)^2", "x^2+2x+1", True),
+             ("90^\\circ", "90", True), ("\\$18.90", "18.90", True), ("1, 2", "12", True)]
+    verdicts = check_pairs([(p, g) for p, g, _ in pairs], scorers=("paper",), workers=2, timeout=TIMEOUT)
+    assert [v["match"] for v in verdicts["paper"]] == [want for _, _, want in pairs]
+
+
+def test_paper_scorer_shortcuts_never_change_a_verdict():
+    """The speed-ups (SLL-first parsing, integer and numeric shortcuts, caching) against a plain
+    re-statement of the authors' check: normalise, parse_latex, simplify(a - b) == 0."""
+    import random
+    import sys
+    from pathlib import Path
+
+    import sympy
+    from sympy.parsing.latex import parse_latex
+
+    from rasa.evaluation.math_check import paper_check
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from math_check import make_pairs
+
+    def plain(pred, gold):
+        try:
+            a, b = parse_latex(minerva_normalize(pred)), parse_latex(minerva_normalize(gold))
+            return bool(sympy.simplify(a - b) == 0)
+        except Exception:  # noqa: BLE001 - the authors' bare except
+            return False
+
+    pairs = [(p, g) for _, p, g in make_pairs(400, seed=3, pathological=0)]
+    pairs = random.Random(0).sample(pairs, 120) + [("\\sqrt{8}", "2\\sqrt{2}"), ("\\pi", "3.14159"),
+                                                    ("\\frac{x}{x}", "1"), ("x-x", "0"), ("2^{10}", "1024")]
+    for pred, gold in pairs:
+        assert paper_check(pred, gold, timeout=30)["match"] == plain(pred, gold), (pred, gold)
