@@ -20,7 +20,10 @@ Mixtral-style MoE models (transformers 5 stores the experts as fused 3-D paramet
 modules, ``lora`` adapts the fused expert parameters through PEFT's ``target_parameters`` (per expert rank r; the
 fused ``gate_up_proj`` gets one LoRA pair, so gate and up must be requested together; PEFT allows no dropout there,
 so ``dropout`` must be 0), ``fft`` trains them, and every
-other method raises ``NotImplementedError`` instead of silently adapting attention only.
+other method raises ``NotImplementedError`` instead of silently adapting attention only. Note for reproducing the
+paper's Mixtral-8x7B run: under transformers 4 the experts were ``nn.Linear`` modules named ``w1``/``w2``/``w3``, so
+the authors' seven Llama target names matched only Mixtral's attention projections (``paper.md`` §3.2); pass
+``["q_proj", "k_proj", "v_proj", "o_proj"]`` for Mixtral to reproduce that (every method supports it).
 """
 
 from __future__ import annotations
