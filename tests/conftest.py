@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "rasa" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "rasa" / "fixtures"
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +16,8 @@ from rasa import checkpointing, data, prompts
 from rasa.optim import LionTrainer  # noqa: F401  (import check)
 from rasa.train import accumulation_steps
 
-from conftest import FIXTURES, ROOT
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "rasa" / "fixtures"
 
 
 def test_sampling_is_seeded_and_nested():

@@ -19,9 +19,9 @@ signature, docstring) as the start of the response; the whole prompt is stripped
 authors' harness. Post-processing: cut at the first stop word (``STOP_WORDS``), then at the first
 non-indented line, and prepend the problem's prompt.
 
-Metrics rows (scorer ``evalplus``, value in percent): benchmark ``humaneval`` (base tests) and
-``humaneval_plus`` (base and plus tests, the paper's HumanEval+), metrics ``pass@1`` and
-``pass@10`` (only k <= n), unbiased estimator.
+Metrics rows (benchmark ``humanevalplus``, value in percent): scorer ``plus`` (base and plus
+tests: the paper's HumanEval+) and scorer ``base`` (the original HumanEval tests only), metrics
+``pass@1`` and ``pass@10`` (only k <= n), unbiased estimator; all scored by evalplus.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from rasa.evaluation.sandbox import Limits, check_program, isolation_mode, passe
 
 STOP_WORDS = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\nassert",
               "<|endoftext|>", "<|eot_id|>")
-SCORER = "evalplus"
+BENCHMARK = "humanevalplus"
 
 
 # ------------------------------------------------------------------------------------ problems
@@ -158,14 +158,14 @@ def score_programs(problems: list[dict], programs: list[list[str]], expected: di
 
 
 def summarize(problems: list[dict], results: list[list[dict]]) -> tuple[list[dict], dict]:
-    """Per-problem rows and ``{(benchmark, "pass@k"): percent}``."""
-    rows, counts = [], {"humaneval": [], "humaneval_plus": []}
+    """Per-problem rows and ``{(scorer, "pass@k"): percent}``, scorer ``base`` or ``plus``."""
+    rows, counts = [], {"base": [], "plus": []}
     for problem, res in zip(problems, results):
         n = len(res)
         c_base = sum(passed(r, plus=False) for r in res)
         c_plus = sum(passed(r, plus=True) for r in res)
-        counts["humaneval"].append((n, c_base))
-        counts["humaneval_plus"].append((n, c_plus))
+        counts["base"].append((n, c_base))
+        counts["plus"].append((n, c_plus))
         row = {"task_id": problem["task_id"], "n": n, "correct_base": c_base, "correct_plus": c_plus}
         for k in reported_ks(n):
             row[f"pass@{k}_base"] = round(pass_at_k(n, c_base, k), 6)
@@ -174,8 +174,8 @@ def summarize(problems: list[dict], results: list[list[dict]]) -> tuple[list[dic
         row["errors"] = "; ".join(sorted({r["error"] for r in res if r["error"]}))[:300]
         rows.append(row)
     n_min = min((len(r) for r in results), default=0)
-    metrics = {(bench, f"pass@{k}"): 100.0 * mean_pass_at_k(cs, k)
-               for bench, cs in counts.items() for k in reported_ks(n_min)}
+    metrics = {(scorer, f"pass@{k}"): 100.0 * mean_pass_at_k(cs, k)
+               for scorer, cs in counts.items() for k in reported_ks(n_min)}
     return rows, metrics
 
 
@@ -239,12 +239,12 @@ def main(argv: list[str] | None = None) -> int:
                     "program": programs[i][j], **results[i][j]}
                    for i, pr in enumerate(problems) for j in range(len(programs[i]))]
         _write_jsonl_atomic(args.samples, records)
-    out = [metric_row(args.run_id, args.epoch, bench, metric, SCORER, value)
-           for (bench, metric), value in metrics.items()]
+    out = [metric_row(args.run_id, args.epoch, BENCHMARK, metric, scorer, value)
+           for (scorer, metric), value in metrics.items()]
     write_csv_atomic(args.out, out)
     print(f"HumanEval+ ({len(problems)} problems x {args.n_samples} samples; generation "
           f"{t1 - t0:.0f} s, tests {time.monotonic() - t1:.0f} s, sandbox {mode}): "
-          + ", ".join(f"{b} {m} {v:.1f}" for (b, m), v in metrics.items()))
+          + ", ".join(f"{scorer} {m} {v:.1f}" for (scorer, m), v in metrics.items()))
     return 0
 
 

@@ -71,7 +71,7 @@ def test_humaneval_cli(tiny_model_dir, toy_problems, write_jsonl, tmp_path):
     columns, rows = read_csv(out)
     assert columns == METRIC_COLUMNS
     assert {(r["benchmark"], r["metric"], r["scorer"]) for r in rows} == {
-        ("humaneval", "pass@1", "evalplus"), ("humaneval_plus", "pass@1", "evalplus")}
+        ("humanevalplus", "pass@1", "base"), ("humanevalplus", "pass@1", "plus")}
     assert all(r["run_id"] == "tiny__code__lora-r4__f100__e2" and r["epoch"] == "2" for r in rows)
     assert all(0.0 <= float(r["value"]) <= 100.0 for r in rows)
     _, per_problem = read_csv(details)

@@ -29,12 +29,12 @@ def test_fixture_canonical_solutions_pass_and_wrong_ones_fail():
     expected = compute_expected(problems)
     programs = [[p["prompt"] + p["canonical_solution"]] for p in problems]
     _, metrics = summarize(problems, score_programs(problems, programs, expected, workers=2, desc=None))
-    assert metrics[("humaneval", "pass@1")] == 100.0
-    assert metrics[("humaneval_plus", "pass@1")] == 100.0
+    assert metrics[("base", "pass@1")] == 100.0
+    assert metrics[("plus", "pass@1")] == 100.0
     wrong = [[p["prompt"] + "    return None\n"] for p in problems]
     _, metrics = summarize(problems, score_programs(problems, wrong, expected, workers=2, desc=None))
-    assert metrics[("humaneval", "pass@1")] == 0.0
-    assert metrics[("humaneval_plus", "pass@1")] == 0.0
+    assert metrics[("base", "pass@1")] == 0.0
+    assert metrics[("plus", "pass@1")] == 0.0
 
 
 def test_plus_tests_catch_what_base_tests_miss(toy_problems):
@@ -45,8 +45,8 @@ def test_plus_tests_catch_what_base_tests_miss(toy_problems):
     rows, metrics = summarize(toy_problems[:1], score_programs(
         toy_problems[:1], [[sloppy, right, right, sloppy]], expected, workers=2, desc=None))
     assert rows[0]["correct_base"] == 4 and rows[0]["correct_plus"] == 2
-    assert metrics[("humaneval", "pass@1")] == 100.0
-    assert metrics[("humaneval_plus", "pass@1")] == 50.0
+    assert metrics[("base", "pass@1")] == 100.0
+    assert metrics[("plus", "pass@1")] == 50.0
 
 
 def test_prompt_and_postprocessing(toy_problems):
