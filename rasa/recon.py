@@ -65,7 +65,8 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["lora_error", "rasa_error", "rasa_error_dense", "stack_mats"]
+__all__ = ["lora_error", "lora_error_from_spectra", "rasa_error", "rasa_error_dense", "spectra",
+           "stack_mats"]
 
 F64 = torch.float64
 
@@ -95,7 +96,7 @@ def stack_mats(mats, dtype=F64, device=None) -> torch.Tensor:
     return out
 
 
-def _top_svd(m: torch.Tensor, n: int):
+def _top_svd(m: torch.Tensor, n: int, return_lam: bool = False):
     """Top-``n`` singular triplets of one matrix, in float64, through the eigen-decomposition of its
     Gram matrix on the smaller side (``min(b,a)³`` instead of a full SVD of a wide matrix).
     Returns ``U (b×n)``, ``s (n,)``, ``V (a×n)`` and the tail energy ``Σ_{j>n} σ_j²``."""
@@ -119,6 +120,8 @@ def _top_svd(m: torch.Tensor, n: int):
         u = (m @ v) * inv
     # zero singular values: drop those directions (they carry no energy)
     keep = (inv > 0).to(F64)
+    if return_lam:
+        return u * keep, s * keep, v * keep, lam
     return u * keep, s * keep, v * keep, tail
 
 
@@ -147,6 +150,26 @@ def _ranks(r: int, k: int, b: int, a: int, L: int):
     n = min(b, a)
     t = min(r - k, n)
     return t, L * k, n
+
+
+def spectra(mats, n: int, *, dtype=F64, device=None) -> dict:
+    """Each layer's top-``n`` singular triplets and all its squared singular values (float64), to be
+    shared by :func:`lora_error_from_spectra` and by several :func:`rasa_error` starts."""
+    M = stack_mats(mats, dtype=dtype, device=device)
+    L, b, a = M.shape
+    nn = min(n, b, a)
+    u = torch.zeros(L, b, nn, dtype=F64, device=M.device)
+    v = torch.zeros(L, a, nn, dtype=F64, device=M.device)
+    s = torch.zeros(L, nn, dtype=F64, device=M.device)
+    lam = torch.zeros(L, min(b, a), dtype=F64, device=M.device)
+    for i in range(L):
+        u[i], s[i], v[i], lam[i] = _top_svd(M[i], nn, return_lam=True)
+    return {"u": u, "s": s, "v": v, "lam": lam}
+
+
+def lora_error_from_spectra(spec: dict, r: int) -> float:
+    """LoRA's minimum error from :func:`spectra` (tail sum of the squared singular values)."""
+    return float(spec["lam"][:, r:].sum())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,6 +204,7 @@ class _State:
     def __init__(self, up, sp, vp, B, A, d):
         self.up, self.sp, self.vp = up, sp, vp  # (L,b,t) orthonormal cols, (L,t), (L,a,t)
         self.B, self.A, self.d = B, A, d        # (b,K), (K,a), (L,K)
+        self.ritz = None                        # (L,b,s) warm start of the private step
 
 
 def _small_terms(st: _State):
@@ -206,7 +230,8 @@ def _err(nM, mp, ms, st: _State):
 
 def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", dtype=F64,
                device=None, tol: float | None = None, seed: int = 0, oversample: int = 10,
-               power_iters: int = 8, inner_tol: float = 1e-12, return_state: bool = False):
+               power_iters: int = 8, inner_tol: float = 1e-12, return_state: bool = False,
+               callback=None, spectra: dict | None = None):
     """RaSA's minimum reconstruction error by block-coordinate descent (paper Appendix A).
 
     Parameters
@@ -225,6 +250,9 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
     seed : seeds the random ``A_S`` of the paper start and the sketches of the private step.
     oversample, power_iters, inner_tol : the private step's subspace width ``r−k+oversample``, its
         maximum number of power steps, and the relative change of captured energy at which it stops.
+    callback : optional ``callback(iteration, error)`` called after the start (0) and every iteration.
+    spectra : optional output of :func:`spectra` for the same ``mats`` (reused by many ``(r, k)``
+        runs: the start needs each layer's top ``max(r, r−k+oversample)`` singular triplets).
 
     Returns
     -------
@@ -244,6 +272,14 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
         return x.to(dtype)
 
     nM = torch.stack([M[i].to(F64).pow(2).sum() for i in range(L)])
+    sw = min(t + oversample, b, a)  # width of the private step's subspace
+
+    def layer_svd(i, n_):
+        if spectra is not None and spectra["u"].shape[-1] >= min(n_, n):
+            m_ = min(n_, n)
+            return (spectra["u"][i, :, :m_].to(dev, F64), spectra["s"][i, :m_].to(dev, F64),
+                    spectra["v"][i, :, :m_].to(dev, F64), None)
+        return _top_svd(M[i], n_)
 
     # ---------------- initialisation
     if init == "theorem":
@@ -254,8 +290,11 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
         B = torch.zeros(b, K, dtype=F64, device=dev)
         A = torch.zeros(K, a, dtype=F64, device=dev)
         d = torch.zeros(L, K, dtype=F64, device=dev)
+        ritz = torch.zeros(L, b, sw, dtype=F64, device=dev)
         for i in range(L):
-            u, s, v, _ = _top_svd(M[i], need)
+            u, s, v, _ = layer_svd(i, max(need, sw))
+            ritz[i, :, : u.shape[1]] = u[:, :sw]
+            u, s, v = u[:, :need], s[:need], v[:, :need]
             up[i], sp[i], vp[i] = u[:, :t], s[:t], v[:, :t]
             m = u.shape[1] - t  # available components r-k+1 .. r (fewer if r > rank bound)
             if K and m > 0:
@@ -270,10 +309,14 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
         up = torch.zeros(L, b, t, dtype=F64, device=dev)
         vp = torch.zeros(L, a, t, dtype=F64, device=dev)
         sp = torch.zeros(L, t, dtype=F64, device=dev)
+        ritz = torch.zeros(L, b, sw, dtype=F64, device=dev)
         for i in range(L):
-            u, s, v, _ = _top_svd(M[i], t)
+            u, s, v, _ = layer_svd(i, max(t, sw))
+            ritz[i, :, : u.shape[1]] = u[:, :sw]
+            u, s, v = u[:, :t], s[:t], v[:, :t]
             up[i, :, : u.shape[1]], sp[i, : s.numel()], vp[i, :, : v.shape[1]] = u, s, v
     st = _State(up, sp, vp, B, A, d)
+    st.ritz = ritz
 
     # cached ⟨M,P⟩ and ⟨M,S⟩ per layer
     def mp_of(st):
@@ -294,7 +337,10 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
     else:
         ms = torch.zeros(L, dtype=F64, device=dev)
     E = _err(nM, mp, ms, st)
-    history = [float(E.sum())]
+    history = [max(float(E.sum()), 0.0)]  # round-off can leave −1e-13 where the error is 0
+    n_products = [0]
+    if callback is not None:
+        callback(0, history[0])
 
     def shared_step(st, E, mp, ms):
         if K == 0:
@@ -302,6 +348,7 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
         dd = st.d.T @ st.d                                          # Σ_i d_i d_iᵀ (K,K)
         # ---- B_S (Eq. 24):  B (Σ D_i A Aᵀ D_i) = Σ_i T_i Aᵀ D_i
         MA = (M @ big(st.A.T)).to(F64)                             # (L,b,K)
+        n_products[0] += K
         TA = MA
         if t:
             TA = MA - st.up @ (st.sp.unsqueeze(-1) * (st.vp.transpose(1, 2) @ st.A.T))
@@ -315,6 +362,7 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
             st.B, E, ms = Bn, En, msn
         # ---- A_S (Eq. 25):  (Σ D_i Bᵀ B D_i) A = Σ_i D_i Bᵀ T_i
         BM = (big(st.B.T) @ M).to(F64)                             # (L,K,a)
+        n_products[0] += K
         BT = BM
         if t:
             BT = BM - ((st.B.T @ st.up) * st.sp.unsqueeze(1)) @ st.vp.transpose(1, 2)
@@ -355,22 +403,29 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
         d_ = st.d
 
         def R_right(Z):   # R Z, Z (L,a,w)
+            n_products[0] += Z.shape[-1]
             out = (M @ big(Z)).to(F64)
             if K:
                 out = out - st.B @ (d_.unsqueeze(-1) * (st.A @ Z))
             return out
 
         def R_leftT(Q):   # Qᵀ R, Q (L,b,w) -> (L,w,a)
+            n_products[0] += Q.shape[-1]
             out = (big(Q.transpose(1, 2)) @ M).to(F64)
             if K:
                 out = out - ((Q.transpose(1, 2) @ st.B) * d_.unsqueeze(1)) @ st.A
             return out
 
-        g = torch.Generator().manual_seed(int(seed) * 100003 + 7919 * (it + 1))
         extra = s - t
         Q0 = st.up
         if extra > 0:
-            Q0 = torch.cat([st.up, torch.randn(L, b, extra, generator=g, dtype=F64).to(dev)], dim=2)
+            if st.ritz is not None and st.ritz.shape[-1] >= s:
+                # warm start: the old private subspace plus the next Ritz vectors of the previous
+                # private step (the residual moves little between iterations)
+                Q0 = torch.cat([st.up, st.ritz[:, :, t:s]], dim=2)
+            else:
+                g = torch.Generator().manual_seed(int(seed) * 100003 + 7919 * (it + 1))
+                Q0 = torch.cat([st.up, torch.randn(L, b, extra, generator=g, dtype=F64).to(dev)], dim=2)
         Q, _ = torch.linalg.qr(Q0)
         # ‖R‖² and the old private error, per layer
         pp, ps, ss = _small_terms(st)
@@ -381,8 +436,9 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
         for _p in range(power_iters + 1):
             C = R_leftT(Q)                                          # (L,s,a)
             lam, W = torch.linalg.eigh(C @ C.transpose(1, 2))       # ascending, (L,s)
+            Wall = W.flip(-1)
             lam = lam.flip(-1).clamp_min(0.0)[:, :t]
-            W = W.flip(-1)[:, :, :t]
+            W = Wall[:, :, :t]
             e = lam.sum(-1)
             better = e > best_e
             if better.any():
@@ -403,6 +459,7 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
             if _p == power_iters:
                 break
             Q, _ = torch.linalg.qr(R_right(C.transpose(1, 2)))     # power step
+        st.ritz = Q @ Wall                                          # Ritz basis, best first
         # guard per layer: new error = ‖R‖² − e ; old = E
         En = nR - best_e
         ok = En <= E
@@ -421,12 +478,15 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
         E, ms = shared_step(st, E, mp, ms)
         E, mp = private_step(st, E, mp, ms, it)
         e_tot = float(E.sum())
-        e_tot = min(e_tot, history[-1])  # guarded steps: only round-off can make this bite
+        e_tot = max(min(e_tot, history[-1]), 0.0)  # guarded steps: only round-off can make this bite
         history.append(e_tot)
+        if callback is not None:
+            callback(it + 1, e_tot)
         if tol is not None and history[-2] - history[-1] <= tol * max(abs(history[-2]), 1e-300):
             break
     if return_state:
-        state = {"up": st.up, "sp": st.sp, "vp": st.vp, "B": st.B, "A": st.A, "d": st.d}
+        state = {"up": st.up, "sp": st.sp, "vp": st.vp, "B": st.B, "A": st.A, "d": st.d,
+                 "big_product_width": n_products[0]}
         return history[-1], history, state
     return history[-1], history
 
@@ -445,7 +505,7 @@ def reconstruct(state: dict, i: int) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 
 def rasa_error_dense(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", dtype=F64,
-                     device=None, seed: int = 0):
+                     device=None, seed: int = 0, callback=None):
     """The same block-coordinate descent written the obvious way: full SVDs (of ``M_i`` for the
     start and of every residual ``M_i − B_S D_i A_S`` each iteration), explicit targets
     ``T_i = M_i − B̃_iÃ_i``, explicit normal equations and the error from the dense residual.
@@ -490,7 +550,9 @@ def rasa_error_dense(mats, r: int, k: int, iters: int = 50, *, init: str = "theo
 
     E = err(P, B, A, d)
     history = [float(E.sum())]
-    for _ in range(iters):
+    if callback is not None:
+        callback(0, history[0])
+    for it in range(iters):
         if K:
             T = M - P
             # B_S (Eq. 24)
@@ -531,4 +593,6 @@ def rasa_error_dense(mats, r: int, k: int, iters: int = 50, *, init: str = "theo
             P = torch.where(ok.view(L, 1, 1), Pn, P)
             E = torch.where(ok, En, E)
         history.append(min(float(E.sum()), history[-1]))
+        if callback is not None:
+            callback(it + 1, history[-1])
     return history[-1], history
