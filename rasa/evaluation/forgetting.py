@@ -80,7 +80,9 @@ def evaluate(model, tokenizer, source: str = "local", data_dir=None, num_fewshot
     metrics = {**DEFAULT_METRICS, **(metrics or {})}
     tokenizer.padding_side = "left"
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-    manager = TaskManager(include_path=str(TASK_DIR)) if source == "local" else TaskManager()
+    # Indexing lm-eval's thousands of built-in tasks takes seconds; the local tasks need none of them.
+    manager = (TaskManager(include_path=str(TASK_DIR), include_defaults=False) if source == "local"
+               else TaskManager())
     out = simple_evaluate(model=lm, tasks=task_specs(source, data_dir, names),
                           num_fewshot=num_fewshot, limit=limit, task_manager=manager,
                           log_samples=True, bootstrap_iters=0, random_seed=0,

@@ -205,6 +205,12 @@ def eval_weights(wildcards):
     return trained_weights(wildcards.run, wildcards.epoch)
 
 
+def humaneval_max_length(wildcards):
+    """The paper's 2048 caps prompt + completion tokens (bigcode's max_length_generation)."""
+    limit = config["benchmarks"]["humanevalplus"].get("max_length")
+    return f"--max-length {limit}" if limit else ""
+
+
 def forgetting_data_flag(wildcards):
     """Local task files in the tiny default; the hub datasets (lm-eval's own tasks) otherwise."""
     data_dir = config["benchmarks"]["forgetting"].get("data_dir")

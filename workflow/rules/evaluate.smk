@@ -13,6 +13,7 @@ rule humanevalplus:
         model=eval_model_dir,
         trained=eval_weights,
         b=config["benchmarks"]["humanevalplus"],
+        max_length=humaneval_max_length,
         seed=config["seed"],
     wildcard_constraints:
         run=alternatives(RUNS),
@@ -29,7 +30,7 @@ rule humanevalplus:
         "--n-samples {params.b[n_samples]} --temperature {params.b[temperature]} "
         "--top-p {params.b[top_p]} --max-new-tokens {params.b[max_new_tokens]} "
         "--batch-size {params.b[batch_size]} --seed {params.seed} --timeout {params.b[timeout]} "
-        "--workers {params.b[workers]} --backend hf "
+        "--workers {params.b[workers]} {params.max_length} --backend hf "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
 
 
