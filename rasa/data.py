@@ -1,8 +1,8 @@
 """Training data: reading, validating, sampling (25/50/100 %), formatting and loss masking.
 
-Sources: a local JSON Lines file (the tiny default's fixtures), a folder written by
-``datasets.save_to_disk``, or a hub id (``org/name``, fetched with ``datasets.load_dataset`` at the
-pinned revision; the cluster's data rule does this once and saves to disk).
+Sources: a local JSON Lines file (the tiny default's fixtures) or a folder written by
+``datasets.save_to_disk`` (on the cluster, ``rasa.hub dataset`` saves the hub's training sets at
+their pinned revisions).
 
 Sampling is nested by construction: one seeded permutation of the whole set, of which a fraction f
 keeps the first ⌊N·f⌋ items, so 25 % ⊂ 50 % ⊂ 100 % (as the authors' ``train_ratio``, which keeps
@@ -21,21 +21,19 @@ from rasa import prompts
 IGNORE = -100
 
 
-def read_records(source: str, split: str = "train", revision: str | None = None) -> list[dict]:
+def read_records(source: str, split: str = "train") -> list[dict]:
     path = Path(source)
     if path.suffix in (".jsonl", ".json") and path.is_file():
         with path.open(encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.strip()]
-    import datasets
-
     if path.is_dir():
+        import datasets
+
         data = datasets.load_from_disk(str(path))
         if isinstance(data, datasets.DatasetDict):
             data = data[split]
         return data.to_list()
-    if path.exists() or "/" not in source:
-        raise FileNotFoundError(f"dataset {source!r}: not a .jsonl file, a saved dataset folder or a hub id")
-    return datasets.load_dataset(source, split=split, revision=revision).to_list()
+    raise FileNotFoundError(f"dataset {source!r}: neither a .jsonl file nor a saved dataset folder")
 
 
 def check_fields(records: list[dict], fields: list[str], source: str) -> None:
@@ -105,13 +103,12 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description="Sample a fraction of a training set (nested, seeded).")
     parser.add_argument("--source", required=True)
-    parser.add_argument("--revision", default=None)
     parser.add_argument("--fields", nargs="+", required=True)
     parser.add_argument("--fraction", type=float, required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    records = read_records(args.source, revision=args.revision or None)
+    records = read_records(args.source)
     check_fields(records, args.fields, args.source)
     subset = sample(records, args.fraction, args.seed)
     write_jsonl(subset, args.out)

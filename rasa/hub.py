@@ -1,9 +1,20 @@
-"""Fetch a model from the Hugging Face hub at a pinned revision (the cluster's data rule).
+"""Fetch what the cluster study needs from the hub, at pinned revisions (the data rules).
+
+- ``model``: a model snapshot (weights, config, tokenizer) into a folder.
+- ``dataset``: a training set (e.g. ``meta-math/MetaMathQA``) saved with ``save_to_disk``.
+- ``benchmark``: a test set written as JSON Lines in the schema the evaluation reads:
+  ``humanevalplus`` (evalplus's HumanEval+ release, pinned version) or ``math`` (the 5,000
+  MATH test problems, the seven subject configs of ``EleutherAI/hendrycks_math``).
 
 The token comes from the environment (``HF_TOKEN``). A gated model without a token fails at
-once with a message saying what to set, before any download starts.
+once with a message saying what to set, before any download starts. Every output records its
+source (repo and revision) beside it.
 
-CLI: ``python -m rasa.hub --repo meta-llama/Llama-3.1-8B --revision <sha> [--gated] --out DIR``
+CLI::
+
+    python -m rasa.hub model --repo meta-llama/Llama-3.1-8B --revision <sha> [--gated] --out DIR
+    python -m rasa.hub dataset --repo meta-math/MetaMathQA --revision <sha> --out DIR
+    python -m rasa.hub benchmark --name math --revision <sha> --out FILE.jsonl
 """
 
 from __future__ import annotations
@@ -12,6 +23,9 @@ import argparse
 import json
 import os
 from pathlib import Path
+
+MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
+                 "number_theory", "prealgebra", "precalculus")
 
 
 def require_token(repo: str) -> str:
@@ -24,24 +38,78 @@ def require_token(repo: str) -> str:
     return token
 
 
-def download(repo: str, revision: str, out: str, gated: bool) -> Path:
+def record_source(path: Path, **source) -> None:
+    target = path / "source.json" if path.is_dir() else path.with_name(path.name + ".source.json")
+    target.write_text(json.dumps(source, sort_keys=True) + "\n")
+
+
+def fetch_model(repo: str, revision: str, out: str, gated: bool) -> None:
     from huggingface_hub import snapshot_download
 
     token = require_token(repo) if gated else os.environ.get("HF_TOKEN")
-    path = snapshot_download(repo_id=repo, revision=revision, local_dir=out, token=token,
-                             allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model"])
-    (Path(out) / "source.json").write_text(json.dumps({"repo": repo, "revision": revision}) + "\n")
-    return Path(path)
+    snapshot_download(repo_id=repo, revision=revision, local_dir=out, token=token,
+                      allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model"])
+    record_source(Path(out), repo=repo, revision=revision)
+
+
+def fetch_dataset(repo: str, revision: str, out: str) -> None:
+    import datasets
+
+    datasets.load_dataset(repo, split="train", revision=revision).save_to_disk(out)
+    record_source(Path(out), repo=repo, revision=revision)
+
+
+def write_jsonl(records, out: str) -> None:
+    tmp = Path(out + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    tmp.replace(out)
+
+
+def fetch_benchmark(name: str, revision: str, out: str) -> None:
+    if name == "humanevalplus":
+        from evalplus.data import get_human_eval_plus
+
+        problems = get_human_eval_plus(version=revision)
+        write_jsonl(problems.values(), out)
+        record_source(Path(out), repo="evalplus/HumanEvalPlus", revision=revision)
+    elif name == "math":
+        import datasets
+
+        rows = []
+        for subject in MATH_SUBJECTS:
+            split = datasets.load_dataset("EleutherAI/hendrycks_math", subject, split="test",
+                                          revision=revision)
+            rows += [{k: r[k] for k in ("problem", "solution", "type", "level")} for r in split]
+        if len(rows) != 5000:
+            raise SystemExit(f"MATH test: expected 5,000 problems, got {len(rows)}")
+        write_jsonl(rows, out)
+        record_source(Path(out), repo="EleutherAI/hendrycks_math", revision=revision)
+    else:
+        raise SystemExit(f"unknown benchmark {name!r}: humanevalplus or math")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repo", required=True)
-    parser.add_argument("--revision", required=True)
-    parser.add_argument("--gated", action="store_true")
-    parser.add_argument("--out", required=True)
+    sub = parser.add_subparsers(dest="kind", required=True)
+    model = sub.add_parser("model")
+    model.add_argument("--repo", required=True)
+    model.add_argument("--gated", action="store_true")
+    dataset = sub.add_parser("dataset")
+    dataset.add_argument("--repo", required=True)
+    bench = sub.add_parser("benchmark")
+    bench.add_argument("--name", required=True)
+    for p in (model, dataset, bench):
+        p.add_argument("--revision", required=True)
+        p.add_argument("--out", required=True)
     a = parser.parse_args(argv)
-    download(a.repo, a.revision, a.out, a.gated)
+    if a.kind == "model":
+        fetch_model(a.repo, a.revision, a.out, a.gated)
+    elif a.kind == "dataset":
+        fetch_dataset(a.repo, a.revision, a.out)
+    else:
+        fetch_benchmark(a.name, a.revision, a.out)
 
 
 if __name__ == "__main__":

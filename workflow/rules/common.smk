@@ -52,8 +52,7 @@ def dataset_path(wildcards):
 
 
 def dataset_revision(wildcards):
-    revision = config["datasets"][wildcards.dataset].get("revision")
-    return f"--revision {revision}" if revision else ""
+    return f"--revision {config['datasets'][wildcards.dataset].get('revision', 'main')}"
 
 
 def dataset_fields(wildcards):
@@ -72,10 +71,28 @@ def sample_path(spec):
     return f"{W}/data/{dataset_of(spec.task)}/f{round(spec.fraction * 100)}.jsonl"
 
 
+def is_hub_id(path):
+    """``org/name`` that is not a local path: fetched from the hub by a download rule."""
+    return not Path(path).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", path) is not None
+
+
+HUB_DATASETS = [d for d, s in config["datasets"].items() if is_hub_id(s["path"])]
+HUB_BENCHMARKS = [b for b in ("humanevalplus", "math") if config["benchmarks"][b]["path"] == "hub"]
+
+
 def dataset_source(wildcards):
-    """A local dataset file is a real input (its changes re-run the sampling); a hub id is not."""
-    path = config["datasets"][wildcards.dataset]["path"]
-    return [path] if Path(path).exists() else []
+    """The local file (or saved folder) to sample from; hub datasets are downloaded first."""
+    if wildcards.dataset in HUB_DATASETS:
+        return [f"{W}/hub/datasets/{wildcards.dataset}"]
+    return [config["datasets"][wildcards.dataset]["path"]]
+
+
+def benchmark_file(name):
+    return f"{W}/hub/benchmarks/{name}.jsonl" if name in HUB_BENCHMARKS else config["benchmarks"][name]["path"]
+
+
+def benchmark_revision(wildcards):
+    return config["benchmarks"][wildcards.benchmark]["revision"]
 
 
 def fixture_corpus():
@@ -84,7 +101,7 @@ def fixture_corpus():
 
 def pretrain_corpus():
     """The fixtures minus the generation benchmarks' test files (never pre-trained on)."""
-    tests = {str(Path(config["benchmarks"][b]["path"])) for b in ("humanevalplus", "math")}
+    tests = {str(Path(benchmark_file(b))) for b in ("humanevalplus", "math")}
     return [p for p in fixture_corpus() if p not in tests]
 
 

@@ -39,7 +39,39 @@ rule download_model:
     conda:
         ENV
     shell:
-        "python -m rasa.hub --repo {params.repo} --revision {params.revision} {params.gated} "
+        "python -m rasa.hub model --repo {params.repo} --revision {params.revision} {params.gated} "
+        "--out {output} > {log} 2>&1"
+
+
+rule download_dataset:
+    output:
+        directory(f"{W}/hub/datasets/{{dataset}}"),
+    params:
+        repo=dataset_path,
+        revision=dataset_revision,
+    wildcard_constraints:
+        dataset=alternatives(HUB_DATASETS),
+    log:
+        f"{W}/logs/data/download_{{dataset}}.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.hub dataset --repo {params.repo} {params.revision} --out {output} > {log} 2>&1"
+
+
+rule download_benchmark:
+    output:
+        f"{W}/hub/benchmarks/{{benchmark}}.jsonl",
+    params:
+        revision=benchmark_revision,
+    wildcard_constraints:
+        benchmark=alternatives(HUB_BENCHMARKS),
+    log:
+        f"{W}/logs/data/download_{{benchmark}}.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.hub benchmark --name {wildcards.benchmark} --revision {params.revision} "
         "--out {output} > {log} 2>&1"
 
 
@@ -48,10 +80,8 @@ rule sample_data:
         data=f"{W}/data/{{dataset}}/f{{percent}}.jsonl",
         digest=f"{W}/data/{{dataset}}/f{{percent}}.jsonl.sha256",
     input:
-        dataset_source,
+        source=dataset_source,
     params:
-        source=dataset_path,
-        revision=dataset_revision,
         fields=dataset_fields,
         fraction=fraction_of,
         seed=config["seed"],
@@ -62,6 +92,6 @@ rule sample_data:
     conda:
         ENV
     shell:
-        "python -m rasa.data --source {params.source} {params.revision} "
+        "python -m rasa.data --source {input.source} "
         "--fields {params.fields} --fraction {params.fraction} --seed {params.seed} "
         "--out {output.data} > {log} 2>&1"

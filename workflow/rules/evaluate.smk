@@ -8,7 +8,7 @@ rule humanevalplus:
         details=f"{W}/eval/{{run}}/epoch-{{epoch}}/humanevalplus_details.csv",
     input:
         unpack(eval_input),
-        problems=config["benchmarks"]["humanevalplus"]["path"],
+        problems=benchmark_file("humanevalplus"),
     params:
         model=eval_model_dir,
         trained=eval_weights,
@@ -40,7 +40,7 @@ rule math:
         details=f"{W}/eval/{{run}}/epoch-{{epoch}}/math_details.csv",
     input:
         unpack(eval_input),
-        problems=config["benchmarks"]["math"]["path"],
+        problems=benchmark_file("math"),
     params:
         model=eval_model_dir,
         trained=eval_weights,
