@@ -13,9 +13,9 @@ wall-clock, ``--threads`` to change):
 * RaSA with the reference implementation's forward (``torch.cat`` of [B~ B_S] and [A~; A_S] on every call) against
   ours;
 * a merged RaSA model's inference forward against the bare base model's;
-* peak memory of a few training steps per method, each in a fresh subprocess (on the CPU: the highest resident set
-  size sampled every millisecond during the steps, minus the resident size just before them;
-  ``torch.cuda.max_memory_allocated`` growth on a GPU).
+* peak memory of a few training steps per method, each in a fresh subprocess (on the CPU: the highest C-heap use,
+  sampled every millisecond during the steps, minus the use just before them, i.e. activations, gradients and
+  temporaries on top of the model and optimizer state; ``torch.cuda.max_memory_allocated`` growth on a GPU).
 """
 
 from __future__ import annotations
@@ -67,29 +67,41 @@ def concat_forward(self, x, *args, **kwargs):
 CLOCK = time.process_time
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def heap_mb() -> float:
+    """Bytes the C heap has handed out and not taken back (glibc ``mallinfo2``: uordblks + hblkhd), in MB.
+
+    Torch's CPU tensors are allocated through malloc, so this follows the live tensor memory; unlike the resident set
+    size it drops when tensors are freed (glibc keeps freed pages resident)."""
+    import ctypes
+
+    class _Mallinfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                   "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _Mallinfo2
+    info = libc.mallinfo2()
+    return (info.uordblks + info.hblkhd) / 2**20
 
 
-class RssSampler:
-    """Highest RSS seen while the block runs (sampled every millisecond from a thread)."""
+class HeapSampler:
+    """Highest heap use seen while the block runs (sampled every millisecond from a thread)."""
 
     def __enter__(self):
-        self.peak, self._stop = rss_mb(), threading.Event()
+        self.peak, self._stop = heap_mb(), threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_mb())
+            self.peak = max(self.peak, heap_mb())
             time.sleep(0.001)
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_mb())
+        self.peak = max(self.peak, heap_mb())
 
 
 class Variant:
@@ -155,12 +167,12 @@ def memory_probe(label: str, args) -> dict:
 
         v.opt.zero_grad(set_to_none=True)
         gc.collect()
-        before = rss_mb()
-        with RssSampler() as sampler:
+        before = heap_mb()
+        with HeapSampler() as sampler:
             for _ in range(3):
                 v.step(x)
         peak = sampler.peak - before
-        kind = "peak RSS growth during 3 steps"
+        kind = "peak C-heap growth (glibc mallinfo2) during training steps 2-4 over the state after step 1"
     return {"label": label, "peak_mb": peak, "kind": kind}
 
 
@@ -177,6 +189,9 @@ def bench(args) -> dict:
     base = base_model(args.layers, args.hidden)
     eff = rasa_effective_rank(args.r, None, args.layers)
     specs = _variant_specs(args)
+    if args.only:
+        keep = set(args.only.split(",")) | {"lora", f"lora@r_eff={eff}", "rasa", "rasa-concat"}
+        specs = {k: v for k, v in specs.items() if k in keep}
     variants = [Variant(label, model=copy.deepcopy(base), total_steps=args.steps + 2, **spec)
                 for label, spec in specs.items()]
     gen = torch.Generator().manual_seed(1)
@@ -226,6 +241,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--wall", action="store_true", help="time wall-clock instead of process CPU time")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-method memory subprocesses")
+    ap.add_argument("--only", default="", help="comma-separated extra variants besides lora, lora@r_eff, rasa, "
+                                                "rasa-concat (default: all)")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--memory-probe", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -239,7 +256,7 @@ def main(argv=None) -> int:
     res = bench(args)
     if not args.no_memory:
         mem = {}
-        for label in _variant_specs(args):
+        for label in [row["variant"] for row in res["steps"]]:
             cmd = [sys.executable, __file__, "--memory-probe", label] + [
                 f"--{k}={getattr(args, k)}" for k in ("r", "layers", "hidden", "batch", "seq", "threads")]
             out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))

@@ -272,3 +272,27 @@ def test_merged_update_rank_and_shared_column_space(r, k):
         union = torch.linalg.matrix_rank(torch.cat([d0, d1], dim=1)).item()
         shared_dims = 2 * eff - union  # dim(col(d0) ∩ col(d1))
         assert shared_dims == L * k, group
+
+
+def test_split_backward_matches_autograd_of_eq5():
+    """The hand-written backward of the split forward gives autograd's gradients of Eq. 5 written with concatenation."""
+    torch.manual_seed(0)
+    model = tiny_llama(num_layers=2, hidden=32, dtype=torch.float64)
+    m = rasa(model, r=4, k=2)
+    m.train()
+    _, layer = rasa_layers(m)[0]
+    x = torch.randn(3, 5, 32, dtype=torch.float64, requires_grad=True)
+    layer(x).square().sum().backward()
+    got = [x.grad.clone()] + [t.grad.clone() for t in (layer.rasa_A["default"], layer.rasa_B["default"],
+                                                      layer.rasa_d["default"])]
+    A_S, B_S = m.base_model._rasa_pools.get("default", layer.rasa_group["default"])
+    got += [A_S.grad.clone(), B_S.grad.clone()]
+    for t in [x, layer.rasa_A["default"], layer.rasa_B["default"], layer.rasa_d["default"], A_S, B_S]:
+        t.grad = None
+    W = layer.base_layer
+    A, B, d = layer.rasa_A["default"], layer.rasa_B["default"], layer.rasa_d["default"]
+    y = W(x) + x @ (torch.cat([B, B_S], 1) @ torch.diag(d) @ torch.cat([A, A_S], 0)).T
+    y.square().sum().backward()
+    want = [x.grad, A.grad, B.grad, d.grad, A_S.grad, B_S.grad]
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)

@@ -145,3 +145,13 @@ def test_bf16_base(method, tokens):
     m.eval()
     m.merge_adapter()
     torch.testing.assert_close(logits(m, tokens).float(), out.float(), rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_low_cpu_mem_usage_load(method, llama_base, tokens, tmp_path):
+    m = get_peft_model(copy.deepcopy(llama_base), make_config(method)).eval()
+    out = logits(m, tokens)
+    m.save_pretrained(tmp_path)
+    loaded = PeftModel.from_pretrained(copy.deepcopy(llama_base), tmp_path, low_cpu_mem_usage=True)
+    assert {p.device.type for p in loaded.parameters()} == {"cpu"}
+    torch.testing.assert_close(logits(loaded, tokens), out, rtol=0, atol=0)
