@@ -189,6 +189,8 @@ def main(argv=None):
                    help="dtype in which the updates are held (bookkeeping is float64 regardless)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, …")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0: torch's default; 1 is fastest for the tiny model)")
     p.add_argument("--out", required=True, help="output CSV")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -198,6 +200,8 @@ def main(argv=None):
             print(msg, file=sys.stderr, flush=True)
 
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     base, ft = Checkpoint(args.base), Checkpoint(args.finetuned)
     rows: list[list] = []
