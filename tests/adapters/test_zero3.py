@@ -60,3 +60,36 @@ def test_zero3_matches_plain_run(tmp_path, eager):
     with torch.no_grad():
         logits = merged(input_ids=probe()).logits.flatten()[:200]
     torch.testing.assert_close(logits, torch.tensor(p["probe_logits"]), rtol=1e-4, atol=1e-5)
+
+
+def test_eager_zero3_registration_survives_bf16_upcast():
+    """With ZeRO-3 declared, the layers register their adapter weights at injection; PEFT then upcasts bf16 adapter
+    weights to fp32 by creating new parameters, and the registration must follow (no stale entries)."""
+    pytest.importorskip("deepspeed")
+    sys.path.insert(0, HERE)
+    from peft import get_peft_model
+    from transformers.integrations import HfDeepSpeedConfig
+
+    from adapter_models import LLAMA_TARGETS, tiny_llama
+    from rasa.adapters import RasaConfig
+    from rasa.adapters.rasa import RasaLayer
+
+    cfg = {"train_micro_batch_size_per_gpu": 1, "zero_optimization": {"stage": 3}}
+    keep = HfDeepSpeedConfig(cfg)  # noqa: F841
+    try:
+        model = get_peft_model(tiny_llama(dtype=torch.bfloat16), RasaConfig(r=4, k=1, target_modules=LLAMA_TARGETS))
+        model.add_adapter("other", RasaConfig(r=2, k=1, target_modules=["q_proj"]))
+        model.delete_adapter("other")
+        for module in model.modules():
+            if not isinstance(module, RasaLayer):
+                continue
+            A_S, B_S = module._pools.get("default", module.rasa_group["default"])
+            want = {id(p) for p in (module.rasa_A["default"], module.rasa_B["default"], module.rasa_d["default"],
+                                    A_S, B_S)}
+            assert set(module._external_params) == want
+            assert all(p.dtype == torch.float32 for p in module._external_params.values())
+    finally:
+        del keep
+        import gc
+
+        gc.collect()

@@ -253,6 +253,8 @@ class RasaModel(BaseTuner):
         super().delete_adapter(adapter_name)
         self._drop_pools(adapter_name)
         self._sync_pool_requires_grad()
+        if any(hasattr(m, "_external_params") for m in self.model.modules() if isinstance(m, RasaLayer)):
+            self.register_zero3_external_parameters()
 
     def _cast_adapter_dtype(self, adapter_name: str, autocast_adapter_dtype: bool = True) -> None:
         super()._cast_adapter_dtype(adapter_name, autocast_adapter_dtype=autocast_adapter_dtype)
@@ -263,6 +265,9 @@ class RasaModel(BaseTuner):
                 p = pdict[key]
                 if p.dtype in (torch.float16, torch.bfloat16):
                     pdict[key] = nn.Parameter(p.data.to(torch.float32), requires_grad=p.requires_grad)
+        # the cast created new parameter objects: re-point any ZeRO-3 registration made at injection
+        if any(hasattr(m, "_external_params") for m in self.model.modules() if isinstance(m, RasaLayer)):
+            self.register_zero3_external_parameters()
 
     def register_zero3_external_parameters(self, only_if_enabled: bool = False) -> int:
         """Declare each layer's pool and private weights to DeepSpeed ZeRO-3 (see module docstring).
@@ -283,16 +288,21 @@ class RasaModel(BaseTuner):
         for module in self.model.modules():
             if not isinstance(module, RasaLayer):
                 continue
+            params = []
             for name in module.rasa_d:
-                params = [module.rasa_d[name]]
+                params.append(module.rasa_d[name])
                 if name in module.rasa_A:
                     params += [module.rasa_A[name], module.rasa_B[name]]
                 pool = module._pools.get(name, module.rasa_group[name])
                 if pool is not None:
                     params += list(pool)
-                for p in params:
-                    register_external_parameter(module, p)
-                    count += 1
+            current = {id(p) for p in params}
+            stale = [key for key in getattr(module, "_external_params", {}) if key not in current]
+            for key in stale:  # parameters replaced since (dtype cast, deleted adapter)
+                del module._external_params[key]
+            for p in params:
+                register_external_parameter(module, p)
+                count += 1
         return count
 
     def rasa_summary(self, adapter_name: str = "default") -> dict[str, dict]:
