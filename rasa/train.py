@@ -56,6 +56,16 @@ def build_dataset(records, tokenizer, s) -> Dataset:
     return Dataset.from_list(encoded)
 
 
+def optimizer_chain(optimizer) -> list[str]:
+    """Classes from the Trainer's optimizer down to the one that really updates the weights
+    (accelerate's wrapper, DeepSpeed's ZeRO optimizer, ...): under ZeRO-Offload DeepSpeed can
+    silently swap the client's LionW for its CPU Adam, so the manifest records what stepped."""
+    chain = [optimizer]
+    while hasattr(chain[-1], "optimizer"):
+        chain.append(chain[-1].optimizer)
+    return [f"{type(o).__module__}.{type(o).__name__}" for o in chain]
+
+
 def write_losses(log_history: list[dict], steps_per_epoch: int, path: Path, run_id: str) -> None:
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
@@ -171,6 +181,7 @@ def main(argv=None) -> int:
         "trainable_params": counts["trainable"],
         "extra_params": counts["extra"],
         "optimizer_steps": trainer.state.global_step,
+        "optimizer": optimizer_chain(trainer.optimizer),
         "train_hours": seconds / 3600,
         "gpu_hours": seconds / 3600 * gpus,
         "peak_mem_gb": manifest.peak_memory_gb(),

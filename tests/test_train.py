@@ -155,3 +155,23 @@ def test_launcher_single_process_node_and_multi_node(monkeypatch):
     assert multi[:4] == ["srun", "--nodes=8", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
     assert "--nnodes=8" in multi and "--rdzv-endpoint=gpu017:29500" in multi and "--rdzv-id=42" in multi
     assert multi[-3:] == ["-m", "rasa.train", "--x"]
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_offload_on_two_processes_steps_with_lion(tiny_model_dir, tmp_path):
+    """ZeRO-2 with optimizer offload (configs/deepspeed/zero2.json) keeps the Trainer's LionW."""
+    records = data.read_records(str(FIXTURES / "metamathqa.jsonl"))[:16]
+    data_file = tmp_path / "train.jsonl"
+    data.write_jsonl(records, data_file)
+    settings = _settings(tiny_model_dir)
+    settings.update(deepspeed="configs/deepspeed/zero2.json", global_batch=4, micro_batch=2, epochs=1)
+    cmd = [sys.executable, "-m", "rasa.launch", "--procs-per-node", "2", "rasa.train",
+           "--settings", json.dumps(settings), "--data", str(data_file),
+           "--checkpoints", str(tmp_path / "ckpt"), "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env=dict(os.environ, TORCH_EXTENSIONS_DIR=str(tmp_path / "torch_ext")))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["hardware"]["world_size"] == 2
+    assert any("DeepSpeedZeroOptimizer" in name for name in manifest["optimizer"]), manifest["optimizer"]
+    assert manifest["optimizer"][-1] == "lion_pytorch.lion_pytorch.Lion"

@@ -70,3 +70,17 @@ def test_zero_fraction_is_rejected_naming_the_field(tmp_path):
     proc = _bad_config(tmp_path, lambda c: c["study"]["figure7"].update(fractions=[0, 0.5, 1.0]))
     assert proc.returncode != 0
     assert "fractions" in proc.stderr + proc.stdout
+
+
+def test_slurm_profile_asks_8_nodes_for_70b_and_mixtral_and_one_node_of_8_gpus_otherwise():
+    out = snakemake("-n", "--profile", "slurm", "all", "--configfile", "configs/paper.yaml").stdout
+    jobs = out.split("\nrule ")
+    trains = [j for j in jobs if j.startswith("train:")]
+    assert len(trains) == 72
+    for job in trains:
+        resources = next(line for line in job.splitlines() if "resources:" in line)
+        if "llama-3.1-70b__" in job or "mixtral-8x7b__" in job:
+            assert "nodes=8" in resources and "gres=gpu:8" in resources, resources
+        else:
+            assert "nodes=1" in resources and "gpu=8" in resources, resources
+        assert "--signal=B:TERM@600" in resources
