@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-import warnings
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
 
-from peft.tuners.tuners_utils import BaseTunerLayer, check_adapters_to_merge
+from peft.tuners.tuners_utils import BaseTunerLayer
+
+from .._merging import DeltaMergeMixin
 
 from .config import mora_rank
 
@@ -22,7 +23,7 @@ def _rotation(n_chunks: int, r_hat: int, device, dtype) -> tuple[torch.Tensor, t
     return angles.cos().to(device=device, dtype=dtype), angles.sin().to(device=device, dtype=dtype)
 
 
-class MoraLayer(BaseTunerLayer):
+class MoraLayer(DeltaMergeMixin, BaseTunerLayer):
     adapter_layer_names = ("mora_M",)
     other_param_names = ("r", "r_hat", "mora_dropout")
 
@@ -85,31 +86,8 @@ class MoraLayer(BaseTunerLayer):
         delta = self._apply_mora(eye, M.to(work)).transpose(0, 1)
         return delta.to(weight.dtype)
 
-    def merge(self, safe_merge: bool = False, adapter_names: Optional[list[str]] = None) -> None:
-        adapter_names = check_adapters_to_merge(self, adapter_names)
-        base = self.get_base_layer()
-        for name in adapter_names:
-            if name not in self.mora_M:
-                continue
-            delta = self.get_delta_weight(name)
-            if safe_merge:
-                merged = base.weight.data + delta
-                if not torch.isfinite(merged).all():
-                    raise ValueError(f"NaNs detected in the merged weights. The adapter {name} seems to be broken")
-                base.weight.data = merged
-            else:
-                base.weight.data += delta
-            self.merged_adapters.append(name)
-
-    def unmerge(self) -> None:
-        if not self.merged:
-            warnings.warn("Already unmerged. Nothing to do.")
-            return
-        base = self.get_base_layer()
-        while self.merged_adapters:
-            name = self.merged_adapters.pop()
-            if name in self.mora_M:
-                base.weight.data -= self.get_delta_weight(name)
+    def has_adapter(self, name: str) -> bool:
+        return name in self.mora_M
 
 
 class Linear(nn.Module, MoraLayer):

@@ -10,14 +10,15 @@ parameter objects (e.g. when it upcasts adapter weights to fp32).
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peft.tuners.tuners_utils import BaseTunerLayer, check_adapters_to_merge
+from peft.tuners.tuners_utils import BaseTunerLayer
+
+from .._merging import DeltaMergeMixin
 
 
 class SharedPools:
@@ -114,7 +115,7 @@ class _SplitRasaDelta(torch.autograd.Function):
         return gx, gA, gB, gdp, gA_S, gB_S, gds
 
 
-class RasaLayer(BaseTunerLayer):
+class RasaLayer(DeltaMergeMixin, BaseTunerLayer):
     """Adapter state of RaSA on one base layer (any number of adapters, keyed by adapter name)."""
 
     adapter_layer_names = ("rasa_A", "rasa_B", "rasa_d")
@@ -204,33 +205,8 @@ class RasaLayer(BaseTunerLayer):
             delta += B_S.to(work) @ (ds.to(work)[:, None] * A_S.to(work))
         return delta.to(base_w.dtype)
 
-    def merge(self, safe_merge: bool = False, adapter_names: Optional[list[str]] = None) -> None:
-        adapter_names = check_adapters_to_merge(self, adapter_names)
-        if not adapter_names:
-            return
-        base = self.get_base_layer()
-        for name in adapter_names:
-            if name not in self.rasa_d:
-                continue
-            delta = self.get_delta_weight(name)
-            if safe_merge:
-                merged = base.weight.data + delta
-                if not torch.isfinite(merged).all():
-                    raise ValueError(f"NaNs detected in the merged weights. The adapter {name} seems to be broken")
-                base.weight.data = merged
-            else:
-                base.weight.data += delta
-            self.merged_adapters.append(name)
-
-    def unmerge(self) -> None:
-        if not self.merged:
-            warnings.warn("Already unmerged. Nothing to do.")
-            return
-        base = self.get_base_layer()
-        while self.merged_adapters:
-            name = self.merged_adapters.pop()
-            if name in self.rasa_d:
-                base.weight.data -= self.get_delta_weight(name)
+    def has_adapter(self, name: str) -> bool:
+        return name in self.rasa_d
 
 
 class Linear(nn.Module, RasaLayer):
