@@ -31,8 +31,10 @@ through skinny products (batched over the layers):
   precomputed once). All these small quantities are kept in float64 even when the ``M_i`` are held
   in float32.
 
-A per-iteration cost of about ``(2·K + (1 + 2·n_power)·s)`` multiply-adds per entry of the ``M_i``;
-see ``benchmarks/recon.py`` for measured times and the GPU estimate.
+A per-iteration cost of about ``(2·K + (1 + 2·n_power)·s)`` multiply-adds per entry of the ``M_i``
+(``n_power`` ≤ ``power_iters``, fewer once the warm start has converged), i.e. ``2 + 1 + 2·n_power``
+passes over the stacked updates; the start costs one Gram eigen-decomposition per layer
+(:func:`spectra`, shareable between runs). See ``benchmarks/recon.py`` for measured times.
 
 Monotonicity: every block update is accepted only if it does not increase the objective (the
 least-squares updates are exact minimisers, so a rejection only happens at round-off level or when
@@ -53,6 +55,13 @@ Initialisations
 One iteration updates, in this order: ``B_S`` (Eq. 24), ``A_S`` (Eq. 25), every ``D_i`` (Eq. 26),
 then the private factors (Eq. 19). The history holds the error after the initialisation
 (entry 0) and after every iteration (entries 1 … iters).
+
+Limits (measured, see ``tests/test_recon.py``): block-coordinate descent is a local method. On
+planted instances (``M_i`` = private rank ``r−k`` + a pool of rank ``L·k``, RaSA's minimum is 0) it
+reaches ~0 but can crawl along the long plateaus ("swamps") alternating least squares is known for,
+especially when the planted ``D_i`` are nearly collinear or ``k > 1``; the reported error is then an
+upper bound on the true minimum. Results are bit-identical for a fixed machine and thread count;
+across thread counts they agree to ~1e-9 relative (BLAS summation order).
 
 Degenerate shapes: ranks are clipped to ``min(b, a)``. If ``r ≥ min(b, a)`` LoRA reconstructs every
 ``M_i`` exactly (error 0) and so does the Theorem-3.1 start of RaSA; ``k > r`` is rejected.

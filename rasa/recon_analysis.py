@@ -28,7 +28,8 @@ and the rows say so (error 0) rather than disappear, so averages over modules st
 across ``r``. The pool ``L·k`` may exceed ``min(out, in)`` (the least-squares updates are
 minimum-norm solves, valid for any size).
 
-Errors are written with ``%.10g``; the run is deterministic (fixed ``--seed``).
+Errors are written with ``%.10g``; the run is deterministic (fixed ``--seed``): byte-identical on
+one machine with one ``--threads`` setting, within ~1e-9 relative across thread counts.
 """
 
 from __future__ import annotations
