@@ -596,7 +596,7 @@ def mechanism(config: dict, results: Results, missing: Missing):
     elif (df["loss"] > 0).all() and df["loss"].max() / df["loss"].min() > 20:
         ax.set_yscale("log")
     ax.set_xlabel("Training step")
-    ax.set_ylabel("Student training loss")
+    ax.set_ylabel("Student loss on held-out inputs\n(MSE to the teacher's logits)")
     ax.set_title(f"{model_label(config, mc.get('model', '?'))}: teacher with shared + private "
                  "updates", fontsize=8.5)
     if len(df):
