@@ -35,6 +35,10 @@ def test_tiny_study_runs_end_to_end_and_reproduces(repo_copy):
         first, last = curve.sort_values("step").loss.iloc[[0, -1]]
         assert last < first, f"{run}: loss did not go down ({first} -> {last})"
 
+    snakemake("--report", "report.html", cwd=repo_copy)  # the Snakemake report, captions included
+    page = (repo_copy / "report.html").read_text()
+    assert "figure2.png" in page and "table1.md" in page and "Mechanism check" in page
+
     rerun = snakemake("-n", "--cores", "2", "all", cwd=repo_copy)
     assert not job_counts(rerun.stdout), "a second run should have nothing to do"
 
