@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
 import math
 import re
@@ -42,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rasa.io import write_csv_atomic
 from rasa.recon import lora_error, rasa_error
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -239,11 +239,7 @@ def main(argv=None):
         summary["tail_mean_loss"] = {**summary.get("tail_mean_loss", {}), method: score}
         summary["trainable_params"][method] = n
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(COLUMNS)
-        w.writerows(rows)
+    write_csv_atomic(out, [dict(zip(COLUMNS, row)) for row in rows], columns=COLUMNS)
     if args.summary:
         Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
         Path(args.summary).write_text(json.dumps(summary, indent=1))

@@ -35,7 +35,6 @@ one machine with one ``--threads`` setting, within ~1e-9 relative across thread 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import sys
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import torch
 
+from rasa.io import write_csv_atomic
 from rasa.recon import lora_error_from_spectra, rasa_error, spectra
 
 COLUMNS = ["model", "module", "analysis", "r", "k", "method", "init", "iteration", "error"]
@@ -220,11 +220,7 @@ def main(argv=None):
             if str(args.device).startswith("cuda"):
                 torch.cuda.empty_cache()
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(COLUMNS)
-        w.writerows(rows)
+    write_csv_atomic(out, [dict(zip(COLUMNS, row)) for row in rows], columns=COLUMNS)
     log(f"wrote {len(rows)} rows to {out}")
     return 0
 
