@@ -175,3 +175,11 @@ def test_deepspeed_zero2_offload_on_two_processes_steps_with_lion(tiny_model_dir
     assert manifest["hardware"]["world_size"] == 2
     assert any("DeepSpeedZeroOptimizer" in name for name in manifest["optimizer"]), manifest["optimizer"]
     assert manifest["optimizer"][-1] == "lion_pytorch.lion_pytorch.Lion"
+
+
+def test_gated_model_without_token_fails_before_any_download(monkeypatch):
+    from rasa import hub
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(SystemExit, match="set HF_TOKEN"):
+        hub.fetch_model("meta-llama/Llama-3.1-8B", "main", "/nonexistent/never-written", gated=True)
