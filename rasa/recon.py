@@ -291,15 +291,15 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
         return _top_svd(M[i], n_)
 
     # ---------------- initialisation
+    up = torch.zeros(L, b, t, dtype=F64, device=dev)
+    vp = torch.zeros(L, a, t, dtype=F64, device=dev)
+    sp = torch.zeros(L, t, dtype=F64, device=dev)
+    B = torch.zeros(b, K, dtype=F64, device=dev)
+    ritz = torch.zeros(L, b, sw, dtype=F64, device=dev)
     if init == "theorem":
         need = min(r, n)
-        up = torch.zeros(L, b, t, dtype=F64, device=dev)
-        vp = torch.zeros(L, a, t, dtype=F64, device=dev)
-        sp = torch.zeros(L, t, dtype=F64, device=dev)
-        B = torch.zeros(b, K, dtype=F64, device=dev)
         A = torch.zeros(K, a, dtype=F64, device=dev)
         d = torch.zeros(L, K, dtype=F64, device=dev)
-        ritz = torch.zeros(L, b, sw, dtype=F64, device=dev)
         for i in range(L):
             u, s, v, _ = layer_svd(i, max(need, sw))
             ritz[i, :, : u.shape[1]] = u[:, :sw]
@@ -313,12 +313,7 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
                 d[i, sl] = s[t:t + m]
     else:
         A = (torch.randn(K, a, generator=gen_cpu, dtype=F64) / math.sqrt(max(a, 1))).to(dev)
-        B = torch.zeros(b, K, dtype=F64, device=dev)
         d = torch.ones(L, K, dtype=F64, device=dev)
-        up = torch.zeros(L, b, t, dtype=F64, device=dev)
-        vp = torch.zeros(L, a, t, dtype=F64, device=dev)
-        sp = torch.zeros(L, t, dtype=F64, device=dev)
-        ritz = torch.zeros(L, b, sw, dtype=F64, device=dev)
         for i in range(L):
             u, s, v, _ = layer_svd(i, max(t, sw))
             ritz[i, :, : u.shape[1]] = u[:, :sw]
