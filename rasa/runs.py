@@ -7,7 +7,7 @@ recovers the spec with ``parse_run_id``; nothing else builds or splits these str
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 RANKLESS_METHODS = ("fft",)
 
@@ -28,9 +28,6 @@ class RunSpec:
     k: int = 0  # shared ranks per layer; only RaSA uses it
     fraction: float = 1.0
     epochs: int = 8
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def run_id(spec: RunSpec) -> str:
