@@ -4,16 +4,16 @@ Sources: a local JSON Lines file (the tiny default's fixtures) or a folder writt
 ``datasets.save_to_disk`` (on the cluster, ``rasa.hub dataset`` saves the hub's training sets at
 their pinned revisions).
 
-Sampling is nested by construction: one seeded permutation of the whole set, of which a fraction f
-keeps the first ⌊N·f⌋ items, so 25 % ⊂ 50 % ⊂ 100 % (as the authors' ``train_ratio``, which keeps
-the first items after a seed-42 shuffle).
+Sampling is the authors' ``train_ratio``: ``datasets.Dataset.shuffle(seed)`` of the whole set,
+then its first ⌊N·f⌋ rows (their ``sft.py`` shuffles with seed 42 and selects ``range(int(N·f))``).
+Subsets are therefore nested, 25 % ⊂ 50 % ⊂ 100 %, and kept in the shuffled order, as theirs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
+import re
 from pathlib import Path
 
 from rasa import prompts
@@ -48,12 +48,21 @@ def check_fields(records: list[dict], fields: list[str], source: str) -> None:
         )
 
 
+#: How :func:`sample` draws subsets (logged, and recorded in each run's manifest).
+SAMPLING_RULE = "datasets.Dataset.shuffle(seed) + first int(N*f) rows"
+
+
 def sample(records: list[dict], fraction: float, seed: int) -> list[dict]:
+    """The rows ``datasets.Dataset.from_list(records).shuffle(seed=seed)`` puts first, ⌊N·f⌋ of them."""
+    import datasets
+
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    keep = max(1, int(len(records) * fraction))
+    keep = int(len(records) * fraction)
+    if keep == 0:
+        raise ValueError(f"fraction {fraction} of {len(records)} records keeps none; use a larger fraction")
+    # The permutation depends only on the length and the seed: shuffle a column of indices.
+    order = datasets.Dataset.from_dict({"i": list(range(len(records)))}).shuffle(seed=seed)["i"]
     return [records[i] for i in order[:keep]]
 
 
@@ -74,25 +83,40 @@ def write_jsonl(records: list[dict], path: str | Path) -> None:
     tmp.replace(path)
 
 
+MASKS = ("instruction", "first_instruction", "prompt")
+_INSTRUCTION_SPANS = re.compile(
+    re.escape(prompts.INSTRUCTION_HEADER) + "(.*?)" + re.escape(prompts.RESPONSE_HEADER), re.DOTALL)
+
+
+def masked_spans(text: str, mask: str) -> list[tuple[int, int]]:
+    """Character spans of ``text`` whose tokens get no loss (``training.mask``).
+
+    ``instruction`` (the authors' ``assistant_only``): every non-overlapping span strictly between
+    ``### Instruction:\\n`` and the next ``### Response:\\n`` in the whole sequence, so a response
+    that repeats the two headers loses the text between them too. ``first_instruction``: only the
+    prompt's own question (the span the authors meant). ``prompt``: everything before the response.
+    """
+    if mask == "instruction":
+        return [m.span(1) for m in _INSTRUCTION_SPANS.finditer(text)]
+    if mask == "first_instruction":
+        return [prompts.instruction_span(text)]
+    if mask == "prompt":
+        return [(0, text.index(prompts.RESPONSE_HEADER) + len(prompts.RESPONSE_HEADER))]
+    raise ValueError(f"training.mask must be one of {list(MASKS)}, got {mask!r}")
+
+
 def encode(question: str, answer: str, tokenizer, max_length: int, mask: str = "instruction") -> dict:
     """Token ids and labels of one example in the alpaca-chat format.
 
-    ``mask="instruction"`` reproduces the authors' masking: only tokens overlapping the text
-    between ``### Instruction:\\n`` and ``### Response:\\n`` (the question and the blank line after
-    it) get label -100; the preamble, headers, response, the space and EOS are trained on.
-    ``mask="prompt"`` masks everything before the response. Sequences are truncated to
-    ``max_length`` tokens (paper: 4096).
+    Tokens overlapping a span of :func:`masked_spans` get label -100; with the default (the
+    authors') the preamble, headers, response, the space and EOS are trained on. Sequences are
+    truncated to ``max_length`` tokens (paper: 4096).
     """
     text = tokenizer.bos_token + prompts.training_text(question, answer) + " " + tokenizer.eos_token
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
                     truncation=True, max_length=max_length)
-    if mask == "instruction":
-        lo, hi = prompts.instruction_span(text)
-    elif mask == "prompt":
-        lo, hi = 0, text.index(prompts.RESPONSE_HEADER) + len(prompts.RESPONSE_HEADER)
-    else:
-        raise ValueError(f"training.mask must be 'instruction' or 'prompt', got {mask!r}")
-    labels = [IGNORE if (start < hi and end > lo) else tok
+    spans = masked_spans(text, mask)
+    labels = [IGNORE if any(start < hi and end > lo for lo, hi in spans) else tok
               for tok, (start, end) in zip(enc["input_ids"], enc["offset_mapping"])]
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
 
@@ -113,7 +137,7 @@ def main(argv=None):
     subset = sample(records, args.fraction, args.seed)
     write_jsonl(subset, args.out)
     Path(str(args.out) + ".sha256").write_text(content_hash(subset) + "\n")
-    print(f"{len(subset)} of {len(records)} records -> {args.out}")
+    print(f"{len(subset)} of {len(records)} records ({SAMPLING_RULE}, seed {args.seed}) -> {args.out}")
 
 
 if __name__ == "__main__":

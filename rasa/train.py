@@ -2,8 +2,9 @@
 
 One step, top to bottom: a micro-batch of alpaca-formatted, masked sequences (``rasa.data``)
 goes through the base model with the method's adapter (``rasa.methods``); the loss is averaged
-over the global batch (192 sequences in the paper, gradient accumulation derived from the number
-of processes); decoupled LionW (``rasa.optim``) steps with a cosine schedule after a 10 % warm-up.
+as ``training.loss_averaging`` says (``rasa.loss``) over the global batch (192 sequences in the
+paper, gradient accumulation derived from the number of processes); decoupled LionW
+(``rasa.optim``) steps with a cosine schedule after a 10 % warm-up.
 
 Writes, under ``--out``: ``weights/epoch-<e>/`` (the weights after each epoch), ``losses.csv``
 (loss per optimizer step) and ``manifest.json``. Resumable checkpoints go to ``--checkpoints``,
@@ -31,8 +32,8 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, TrainingArguments, set_seed
 
 from rasa import checkpointing, data, manifest, methods
+from rasa.loss import RecipeTrainer
 from rasa.modeling import DTYPES, load_tokenizer
-from rasa.optim import LionTrainer
 
 
 def world_size() -> int:
@@ -145,7 +146,7 @@ def main(argv=None) -> int:
 
     exports = ckpt_dir / "exports"
     callback = checkpointing.CheckpointCallback(exports, steps_per_epoch, resumed_from=resume)
-    trainer = LionTrainer(
+    trainer = RecipeTrainer(
         model=model,
         args=targs,
         train_dataset=train_set,
@@ -153,6 +154,7 @@ def main(argv=None) -> int:
                                              label_pad_token_id=data.IGNORE),
         callbacks=[callback, *methods.training_callbacks(model, s["method"])],
         lion_betas=s["lion_betas"],
+        loss_averaging=s["loss_averaging"],
     )
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if callback.preempted:
@@ -176,7 +178,7 @@ def main(argv=None) -> int:
         "git_commit": manifest.git_commit(Path(__file__).parent),
         "packages": manifest.package_versions(),
         "data": {"path": args.data, "records": len(records),
-                 "sha256": data.content_hash(records)},
+                 "sha256": data.content_hash(records), "sampling": data.SAMPLING_RULE},
         "hardware": hw,
         "trainable_params": counts["trainable"],
         "extra_params": counts["extra"],

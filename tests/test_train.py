@@ -96,7 +96,7 @@ def _settings(model_dir, run_id="tiny__math__rasa-r4-k1__f100__e2"):
         "fraction": 1.0, "target_modules": ["q_proj", "v_proj", "up_proj"], "seed": 42,
         "question": "query", "answer": "response", "micro_batch": 1, "global_batch": 2,
         "max_length": 128, "dropout": 0.05, "warmup_ratio": 0.1, "lion_betas": [0.9, 0.95],
-        "weight_decay": 0.0, "mask": "instruction", "group_by_length": True,
+        "weight_decay": 0.0, "mask": "instruction", "loss_averaging": "micro_batch", "group_by_length": True,
         "gradient_checkpointing": False, "dtype": "float32", "deepspeed": None,
     }
 

@@ -113,6 +113,13 @@ def train_input(wildcards):
     return inputs
 
 
+def micro_batch_of(model, task, method):
+    """Per-GPU micro batch: ``models.<m>.micro_batch.<task>`` (a number, or per method with a
+    ``default``, as the authors' scripts differ per method), else ``training.micro_batch``."""
+    value = model.get("micro_batch", {}).get(task, config["training"]["micro_batch"])
+    return value.get(method, value["default"]) if isinstance(value, dict) else value
+
+
 def run_settings(wildcards):
     """The run's resolved training settings: what rasa.train receives and the manifest records."""
     spec = parse_run_id(wildcards.run)
@@ -126,7 +133,7 @@ def run_settings(wildcards):
         alpha=task["alpha"], lr=config["methods"][spec.method]["lr"], epochs=spec.epochs,
         fraction=spec.fraction, target_modules=model["target_modules"], seed=config["seed"],
         question=dataset["question"], answer=dataset["answer"],
-        micro_batch=model.get("micro_batch", {}).get(spec.task, training["micro_batch"]),
+        micro_batch=micro_batch_of(model, spec.task, spec.method),
         dtype=model.get("dtype", training["dtype"]),
         deepspeed=model.get("deepspeed", training.get("deepspeed")),
     )
