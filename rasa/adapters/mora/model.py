@@ -9,11 +9,13 @@ from torch import nn
 from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
 
 from ..rasa.config import TRANSFORMERS_MODELS_TO_RASA_TARGET_MODULES_MAPPING
+from .._unsupported import UnsupportedFeatures
 from .config import MoraConfig
 from .layer import Linear, MoraLayer
 
 
-class MoraModel(BaseTuner):
+class MoraModel(UnsupportedFeatures, BaseTuner):
+    method_name = "MoRA"
     prefix: str = "mora_"
     tuner_layer_cls = MoraLayer
     target_module_mapping = TRANSFORMERS_MODELS_TO_RASA_TARGET_MODULES_MAPPING

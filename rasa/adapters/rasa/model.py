@@ -14,8 +14,10 @@ Which modules share a pool
     refused with an error (see :mod:`rasa.methods`).
 
     The layer index is found with ``layers_pattern`` when given, else with the first ``.<name>.<digits>.`` segment of
-    the name (PEFT's own rule for ``layers_to_transform``). A targeted module without a layer index, or a type whose
-    modules differ in shape, is an error: a pool needs one shape.
+    the name (PEFT's own rule for ``layers_to_transform``). A targeted module without a layer index is an error when
+    k > 0 (with k = 0 there is no pool, and such a module is a type of its own); so is a type whose modules differ in
+    shape: a pool needs one shape. A saved pool has L*k rows, so loading it into a model with another number of
+    adapted layers is refused with that explanation.
 
 Storage
     ``RasaModel.rasa_shared_A[adapter][type]`` (L*k x in) and ``rasa_shared_B[adapter][type]`` (out x L*k) are
@@ -47,6 +49,7 @@ from torch import nn
 
 from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer, _ExcludedModule, _maybe_include_all_linear_layers
 
+from .._unsupported import UnsupportedFeatures
 from .config import TRANSFORMERS_MODELS_TO_RASA_TARGET_MODULES_MAPPING, RasaConfig
 from .layer import Linear, RasaLayer, SharedPools
 
@@ -77,9 +80,10 @@ def _encode(key: str) -> str:
     return key.replace(".", "__")
 
 
-class RasaModel(BaseTuner):
+class RasaModel(UnsupportedFeatures, BaseTuner):
     """PEFT tuner for RaSA (see the module docstring for pooling, storage and ZeRO-3)."""
 
+    method_name = "RaSA"
     prefix: str = "rasa_"
     tuner_layer_cls = RasaLayer
     target_module_mapping = TRANSFORMERS_MODELS_TO_RASA_TARGET_MODULES_MAPPING
@@ -98,6 +102,7 @@ class RasaModel(BaseTuner):
         config = _maybe_include_all_linear_layers(config, model)
         wrapped = [n for n, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
         found: list[tuple[str, str, str, int, tuple[int, int]]] = []
+        alone: dict[str, _Member] = {}
         for name, module in model.named_modules():
             if not name or any(name.startswith(w + ".") for w in wrapped):
                 continue
@@ -111,15 +116,18 @@ class RasaModel(BaseTuner):
                     "Narrow `target_modules`."
                 )
             split = split_layer_index(name, config.layers_pattern)
-            if split is None:
+            if split is None and config.k > 0:
                 raise ValueError(
                     f"RaSA shares ranks across layers, but target {name!r} has no layer index "
-                    "('<layer_list>.<N>.' in its name); exclude it or set `layers_pattern`."
+                    "('<layer_list>.<N>.' in its name); exclude it, set `layers_pattern`, or use k = 0."
                 )
+            if split is None:  # k = 0: no pool to share, the module is a group of its own
+                alone[name] = _Member(_encode(name), 0, 1, base.out_features, base.in_features)
+                continue
             pre, idx, rest = split
             found.append((name, pre, rest, idx, (base.out_features, base.in_features)))
         if not found:
-            return {}
+            return alone
         prefixes = {pre for _, pre, *_ in found}
         groups: dict[str, list] = {}
         for name, pre, rest, idx, shape in found:
@@ -137,7 +145,7 @@ class RasaModel(BaseTuner):
             (out_f, in_f), L = shapes.pop(), len(members)
             for name, idx, _ in members:
                 plan[name] = _Member(key, idx, L, out_f, in_f)
-        return plan
+        return {**plan, **alone}
 
     def _create_pools(self, adapter_name: str, config: RasaConfig, plan: dict[str, _Member], model, meta: bool):
         A_dict, B_dict = nn.ParameterDict(), nn.ParameterDict()
@@ -170,6 +178,22 @@ class RasaModel(BaseTuner):
             if adapter_name in container:
                 del container[adapter_name]
         self._rasa_plan.pop(adapter_name, None)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Refuse, with the reason, a pool whose size says it was trained on another layer count."""
+        for adapter, pools in self.rasa_shared_A.items():
+            k = self.peft_config[adapter].k
+            for group, pool in pools.items():
+                saved = state_dict.get(f"{prefix}rasa_shared_A.{adapter}.{group}")
+                if saved is not None and saved.shape[0] != pool.shape[0]:
+                    raise ValueError(
+                        f"RaSA adapter {adapter!r}: the saved shared pool of {group!r} has "
+                        f"{saved.shape[0]} ranks, i.e. L*k with k={k} and L={saved.shape[0] // k} "
+                        f"adapted layers, but this model has L={pool.shape[0] // k} such layers. A "
+                        "RaSA pool is sized by the number of adapted layers: load the adapter into "
+                        "a model with the layer count (and layers_to_transform) it was trained with."
+                    )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ---------------------------------------------------------------- injection
     def inject_adapter(
