@@ -176,3 +176,17 @@ def test_unknown_loss_averaging_is_refused():
     with pytest.raises(ValueError, match="training.loss_averaging must be one of"):
         RecipeTrainer(model=torch.nn.Linear(1, 1), loss_averaging="sequence")
 
+
+
+# ------------------------------------------------------------------ forgetting few-shot
+
+
+def test_fewshot_on_the_local_forgetting_tasks_is_refused_before_loading(tmp_path):
+    from rasa.evaluation import forgetting
+
+    argv = ["--model", str(tmp_path / "no-model"), "--data-dir", "rasa/fixtures", "--run-id", "x",
+            "--epoch", "0", "--num-fewshot", "3", "--out", str(tmp_path / "m.csv"),
+            "--details", str(tmp_path / "d.csv")]
+    with pytest.raises(ValueError, match="num_fewshot=3: the local forgetting tasks have no training split"):
+        forgetting.main(argv)
+    forgetting.check_fewshot("hub", 5)  # lm-eval's own tasks draw shots from their train splits

@@ -69,6 +69,17 @@ def task_specs(source: str, data_dir: str | Path | None, names=tuple(TASKS)) -> 
     return specs
 
 
+def check_fewshot(source: str, num_fewshot: int) -> None:
+    """The local task files hold only the split they score: shots would come from the scored
+    documents (lm-eval falls back to them), so few-shot needs the hub tasks' train splits."""
+    if source == "local" and num_fewshot > 0:
+        raise ValueError(
+            f"benchmarks.forgetting.num_fewshot={num_fewshot}: the local forgetting tasks have no "
+            "training split, so few-shot examples would be drawn from the documents being scored. "
+            "Use num_fewshot: 0 with a data_dir, or data_dir: null (lm-eval's hub tasks, whose shots "
+            "come from their train splits).")
+
+
 def evaluate(model, tokenizer, source: str = "local", data_dir=None, num_fewshot: int = 0,
              batch_size: int = 8, limit: int | None = None, metrics: dict | None = None,
              names=tuple(TASKS)) -> tuple[dict[str, float], list[dict]]:
@@ -77,6 +88,7 @@ def evaluate(model, tokenizer, source: str = "local", data_dir=None, num_fewshot
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    check_fewshot(source, num_fewshot)
     metrics = {**DEFAULT_METRICS, **(metrics or {})}
     tokenizer.padding_side = "left"
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
@@ -139,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {**DEFAULT_METRICS, **_parse_metrics(args.metric)}
     if args.source == "auto":
         args.source = "local" if args.data_dir else "hub"
+    check_fewshot(args.source, args.num_fewshot)
     model = load_model(args.model, args.trained, dtype=args.dtype).to(_device(args.device))
     scores, docs = evaluate(model, load_tokenizer(args.model), args.source, args.data_dir,
                             args.num_fewshot, args.batch_size, args.limit, metrics)
