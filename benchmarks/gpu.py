@@ -256,7 +256,7 @@ def inference_section(b: Bench, layers: int, targets: list[str]) -> dict:
                 continue
             forward.append({"variant": label if kind == "base" else f"{label} {kind}", "ms": 1e3 * sec,
                             "vs_base": sec / med["base"], "tokens_per_s": a.batch_fwd * a.seq / sec})
-        models.pop("merged", None)
+        del models  # frees the merged copy now, the unmerged one with ``model`` below
         for bench_name, batch, decoding in GENERATE:
             if not b.within_budget(f"generate {bench_name} {label}"):
                 continue
@@ -296,7 +296,7 @@ def recon_section(b: Bench) -> dict | None:
 def markdown(res: dict) -> str:
     lines = [f"# GPU benchmark ({res['mode']} mode)", "",
              f"- device: {res['device_name']} ({res['device']}), {res['dtype']}",
-             f"- libraries: " + ", ".join(f"{k} {v or 'absent'}" for k, v in res["versions"].items()),
+             "- libraries: " + ", ".join(f"{k} {v or 'absent'}" for k, v in res["versions"].items()),
              f"- python {res['python']}, started {res['started']}, {res['wall_s']:.0f} s in all",
              f"- training: batch {res['settings']['batch']} x {res['settings']['seq']} tokens, "
              f"median of {res['settings']['steps']} steps after {res['settings']['warmup']} warm-up, "
@@ -346,12 +346,13 @@ def parse_args(argv=None):
     ap.add_argument("--new-tokens", type=int, default=None, help="generate: new tokens (default 256; --small 8)")
     ap.add_argument("--recon-iters", type=int, default=3)
     ap.add_argument("--budget-s", type=float, default=None,
-                    help="skip sections that would start after this many seconds (default 420; --small: none)")
+                    help="skip sections that would start after this many seconds (default 360, which keeps a full "
+                         "run under 8 minutes; --small: none)")
     args = ap.parse_args(argv)
     small = args.small
     defaults = dict(layers=2 if small else 32, batch=2, seq=32 if small else 1024, steps=2 if small else 5,
                     warmup=1 if small else 2, reps=3 if small else 10, prompt_len=8 if small else 256,
-                    new_tokens=8 if small else 256, budget_s=None if small else 420.0)
+                    new_tokens=8 if small else 256, budget_s=None if small else 360.0)
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)

@@ -226,7 +226,7 @@ def estimate(config: dict, speed: dict, fill: float = 1.0, speedup: float = 1.0)
         gpus = 1 if config["models"][model].get("gpus_per_node", 0) else 0
         h = eval_hours(config, run, benchmark, speed, fill)
         if benchmark == study.FORGETTING:
-            rule = "forgetting_base" if kind == "base" and run.endswith("__base") else "forgetting"
+            rule = "forgetting_base" if run.endswith("__base") else "forgetting"
             add(rule, "hf", "prefill_tokens_per_s", gpus, gpus * h["hf"])
             continue
         add(benchmark, "hf", f"hf_step_s_{kind}", gpus, gpus * h["hf"], h["tokens"])

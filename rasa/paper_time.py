@@ -17,7 +17,7 @@ def train_hours(paper_model: str, task: str, method: str, r: int) -> float | Non
     ``paper_name`` in the config); ``task`` the config's task (``code``, ``math``); ``method`` the
     method's name in :mod:`rasa.methods` (``lora``; any case); ``r`` the rank (VeRA: 1024).
     """
-    rows = paper_rows_for_time(paper_model)
+    rows = _time_rows(paper_model)
     rows = rows[rows["task"].str.startswith(f"{task}_") & (rows["method"].str.lower() == method.lower())
                 & (rows["rank"] == str(r))]
     if rows.empty:
@@ -27,7 +27,7 @@ def train_hours(paper_model: str, task: str, method: str, r: int) -> float | Non
     return float(rows["number"].iloc[0])
 
 
-def paper_rows_for_time(paper_model: str):
+def _time_rows(paper_model: str):
     """Every train_time_h row of one model, from both tables."""
     import pandas as pd
 
