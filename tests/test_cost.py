@@ -109,3 +109,14 @@ def test_cli_writes_csv(tmp_path, capsys):
     assert df[df["rule"] == "total"]["gpu_hours"].gt(0).all()
     with pytest.raises(SystemExit, match="--fill"):
         cost.main(["--configfile", str(cfg), "--fill", "0"])
+
+
+def test_unknown_model_without_time_names_the_field(tmp_path):
+    config = hand_config(tmp_path)
+    config["models"]["m8b"]["paper_name"] = "Other-1B"
+    with pytest.raises(ValueError, match=r"models\.m8b\.paper_name"):
+        cost.estimate(config, SPEED)
+    config["models"]["m8b"]["paper_name"] = "Llama-3.1-8B"
+    del config["models"]["m8b"]["train_hours"]
+    with pytest.raises(ValueError, match=r"models\.m8b\.train_hours"):  # full fine-tuning has no paper time
+        cost.estimate(config, SPEED)
