@@ -1,6 +1,6 @@
 """What the adapters cost on a GPU at the paper's shapes: one command, no download.
 
-    python benchmarks/gpu.py                          # one H100/H200-class GPU, bf16, ~5 minutes
+    python benchmarks/gpu.py                          # one H100/H200-class GPU, bf16, under 8 minutes
     python benchmarks/gpu.py --device cpu --small     # tiny shapes, float32: checks the script (CI)
 
 Models are built from their configurations with random weights (nothing is downloaded): the
