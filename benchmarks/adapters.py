@@ -105,11 +105,11 @@ class HeapSampler:
 
 
 class Variant:
-    def __init__(self, label, method, r, model, k=None, concat=False, total_steps=1000):
+    def __init__(self, label, method, r, model, k=None, concat=False, total_steps=1000, targets=TARGETS):
         from rasa import methods
 
         self.label, self.method, self.r = label, method, r
-        self.model = methods.apply_method(model, method, r, k=k, alpha=16.0, dropout=0.05, target_modules=TARGETS,
+        self.model = methods.apply_method(model, method, r, k=k, alpha=16.0, dropout=0.05, target_modules=targets,
                                           total_steps=total_steps)
         if concat:
             from rasa.adapters.rasa import Linear
