@@ -33,6 +33,7 @@ PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_SECCOMP, PR_CAP_AMBIENT = 38, 24, 2
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID = 0x1, 0x2
 MS_BIND, MS_REC = 0x1000, 0x4000
+SANDBOX_UID = 1000  # the program's uid in user-namespace mode
 
 # syscall numbers: (x86-64, aarch64)
 _NR = {
@@ -72,10 +73,10 @@ class _MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def _read_only(path, arch):
-    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0)
+def _read_only(path, arch, read_only=True):
+    attr = _MountAttr(MOUNT_ATTR_NOSUID | MOUNT_ATTR_RDONLY * read_only, MOUNT_ATTR_RDONLY * (not read_only), 0, 0)
     nr = _NR["mount_setattr"][arch == "aarch64"]
-    _check(_libc.syscall(nr, AT_FDCWD, path.encode(), AT_RECURSIVE, ctypes.byref(attr),
+    _check(_libc.syscall(nr, AT_FDCWD, path.encode(), AT_RECURSIVE * read_only, ctypes.byref(attr),
                          ctypes.sizeof(attr)), "read-only remount")
 
 
@@ -107,6 +108,7 @@ def _file_system(job, arch):
         os.close(fd)
     for path in hide:
         _read_only(path, arch)
+    _read_only("/proc", arch, read_only=False)  # the private /proc: writable for uid maps
     for path in job["scratch"]:
         if os.path.isdir(path) and not os.path.islink(path):
             _tmpfs(path, f"size={job['tmpfs_mb']}m,mode=1777", "scratch")
@@ -120,11 +122,13 @@ def _limits(job):
 def _drop_privileges(job):
     with open("/proc/sys/kernel/cap_last_cap") as fh:
         last_cap = int(fh.read())
+    uid = job["drop_to"]
+    if job["isolate"] and uid is None:
+        _nested_user()  # before the bounding set is emptied: a new user namespace refills it
     if _caps()["CapEff"] & (1 << 8):  # CAP_SETPCAP (absent in unprivileged, unsandboxed runs)
         for cap in range(last_cap + 1):
             _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop capabilities")
     _libc.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
-    uid = job["drop_to"]
     if uid is not None:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
@@ -137,6 +141,16 @@ def _drop_privileges(job):
     caps = _caps()
     if caps["CapEff"] or caps["CapPrm"] or (job["isolate"] and caps["CapBnd"]):
         raise SetupError("drop capabilities")
+
+
+def _nested_user():
+    """User-namespace mode: leave uid 0 for SANDBOX_UID of a nested user namespace (which owns
+    no mount), so the program is neither root nor holds capabilities over any mount."""
+    _check(_libc.unshare(0x10000000), "drop to a user")  # CLONE_NEWUSER
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{SANDBOX_UID} 0 1"),
+                       ("gid_map", f"{SANDBOX_UID} 0 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
 
 
 def _caps():

@@ -14,7 +14,8 @@ Isolation modes, strongest available first (:func:`isolation_mode`; see the thre
 ``root``   running as root with ``unshare``: new network, PID, mount, IPC and UTS namespaces,
            a private ``/proc``; the harness then drops to a fresh uid/gid;
 ``userns`` not root, unprivileged user namespaces allowed: the same namespaces inside a user
-           namespace (``unshare -r``); the harness then clears every capability;
+           namespace (``unshare -r``); the harness then becomes uid 1000 of a nested user
+           namespace (which owns no mount) and clears every capability;
 ``none``   no namespaces could be set up: **refused** (:class:`SandboxUnavailable`) unless the
            caller passes ``allow_unsandboxed=True``; then a plain subprocess with the same
            limits, privileges dropped (a fresh uid when root), seccomp, no file-system view.
@@ -62,7 +63,7 @@ ERRORS = (
     "could not start the sandbox",
 )  # an error is one of these, optionally ": " + a built-in exception name or a setup step
 SETUP_STEPS = ("unsupported architecture", "join cgroup", "read-only remount", "hide", "scratch",
-               "bind interpreter", "drop capabilities", "no-new-privs", "seccomp")
+               "bind interpreter", "drop to a user", "drop capabilities", "no-new-privs", "seccomp")
 _EXCEPTIONS = frozenset(n for n, v in vars(builtins).items()
                         if isinstance(v, type) and issubclass(v, BaseException)) | {"other"}
 EVALPLUS_TIMEOUT_PER_TASK = 60.0  # evalplus: a test set's limit is min(this, sum of limits) + 1
