@@ -84,15 +84,8 @@ def run_check(job, channel, ev_utils, codec):
             channel.send("X", exception_name(exc))
             return
         for i, inp in enumerate(inputs):
-            try:
-                with ev_utils.time_limit(time_limits[i]):
-                    with ev_utils.swallow_io():
-                        out = fn(*inp)
-            except ev_utils.TimeoutException:
-                channel.send("T")
-                return
-            except BaseException as exc:  # noqa: BLE001
-                channel.send("E", exception_name(exc))
+            done, out = _call(channel, ev_utils, time_limits[i], fn, *inp)
+            if not done:
                 return
             try:
                 record = codec.encode(out)
@@ -108,17 +101,22 @@ def run_script(job, channel, ev_utils):
 
     os.chdir(tempfile.mkdtemp())
     ev_utils.reliability_guard(maximum_memory_bytes=job["memory_bytes"])
+    if _call(channel, ev_utils, job["script_timeout"], exec, job["code"], {})[0]:
+        channel.send("P")
+
+
+def _call(channel, ev_utils, seconds, fn, *args):
+    """``(True, fn(*args))`` within ``seconds``, output swallowed; else ``T`` (time limit) or
+    ``E NAME`` (exception) sent and ``(False, None)``."""
     try:
-        with ev_utils.swallow_io():
-            with ev_utils.time_limit(job["script_timeout"]):
-                exec(job["code"], {})
+        with ev_utils.time_limit(seconds):
+            with ev_utils.swallow_io():
+                return True, fn(*args)
     except ev_utils.TimeoutException:
         channel.send("T")
-        return
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - reported by name only
         channel.send("E", exception_name(exc))
-        return
-    channel.send("P")
+    return False, None
 
 
 def main():

@@ -325,7 +325,8 @@ def check_program(code: str, entry_point: str, tests: list[tuple], atol: float,
     start = time.monotonic()
     wall = start + limits.timeout
     mode = mode or require_sandbox(allow_unsandboxed)
-    out = {name: None for name, *_ in tests} | {"error": "", "mode": mode, "seconds": 0.0}
+    out = {"base": None, "plus": None} | {name: None for name, *_ in tests}
+    out |= {"error": "", "mode": mode, "seconds": 0.0}
     sets = [(name, inputs, [max(limits.min_time_limit, limits.gt_time_limit_factor * t) for t in ref])
             for name, inputs, _, ref in tests]
     job = {"kind": "check", "code": code, "entry_point": entry_point, "sets": sets}

@@ -60,6 +60,7 @@ def escape_probes(ctx: dict) -> dict[str, str]:
         "write outside the scratch": (
             f"import os\nfd = os.open({ctx['outside_file']!r}, os.O_CREAT | os.O_WRONLY, 0o666)\n"
             "assert os.write(fd, b'x') == 1\nreturn x + y"),
+        "delete a file outside": f"import ctypes\nassert ctypes.CDLL(None).unlink({ctx['keep_file'].encode()!r}) == 0\nreturn x + y",
         "write into the caller's home": (
             f"import os\nfd = os.open({ctx['home_file']!r}, os.O_CREAT | os.O_WRONLY, 0o666)\n"
             "assert os.write(fd, b'x') == 1\nreturn x + y"),

@@ -81,17 +81,20 @@ def world():
     outside.mkdir()
     os.chmod(base, 0o755)
     os.chmod(outside, 0o1777)
+    (outside / "keep").write_text("keep me")
+    os.chmod(outside / "keep", 0o666)
     (home / "secret").write_text("SECRET")
     os.chmod(home / "secret", 0o600)
     ctx = {"home": str(home), "secret": str(home / "secret"), "home_file": str(home / "planted"),
-           "outside_file": str(outside / "planted"), "socket": str(outside / "sock"),
+           "outside_file": str(outside / "planted"), "keep_file": str(outside / "keep"),
+           "socket": str(outside / "sock"),
            "home_socket": str(home / "sock"), "pid": os.getpid(),
            "checkout_file": str(REPO / "rasa" / "fixtures" / "humanevalplus.jsonl"),
            "ipc_key": random.SystemRandom().randrange(10**6, 2**30)}
     listeners = _Listeners([ctx["socket"], ctx["home_socket"]])
     ctx["port"] = listeners.port
     if os.geteuid() == 0:
-        for path in (home, home / "secret"):
+        for path in (home, home / "secret", outside / "keep"):
             os.chown(path, uid, uid)
     try:
         yield ctx, listeners, uid
@@ -112,6 +115,7 @@ def _check(results: dict, ctx: dict, listeners: _Listeners, ipc_before: set[int]
     for name in ("home_file", "outside_file"):
         assert not os.path.exists(ctx[name]), f"{name} was written"
     assert Path(ctx["secret"]).read_text() == "SECRET"
+    assert Path(ctx["keep_file"]).read_text() == "keep me"
     assert listeners.connections == 0
     assert ctx["ipc_key"] not in _ipc_keys() - ipc_before
     assert all(r["error"].split(":")[0] in __import__("rasa.evaluation.sandbox", fromlist=["ERRORS"]).ERRORS
