@@ -44,6 +44,11 @@ def _parents() -> dict[str, str] | None:
     return parents
 
 
+def available() -> bool:
+    """Whether this process may create per-sample cgroups."""
+    return _parents() is not None
+
+
 class SampleCgroup:
     """Create with limits; ``procs`` are the files the harness joins; ``remove()`` when done."""
 

@@ -96,9 +96,39 @@ def trace_probes(ctx: dict) -> dict[str, str]:
     }
 
 
+MEMORY_PROBE = (  # five children of 300 MB: passes iff all five held at once (1.5 GB)
+    "import ctypes, os, select, time\nlibc = ctypes.CDLL(None)\nr, w = os.pipe()\n"
+    "for _ in range(5):\n    if libc.fork() == 0:\n        b = b'x' * (300 * 2**20)\n"
+    "        os.write(w, b'1')\n        time.sleep(30)\n        os._exit(0)\n"
+    "held, end = 0, time.time() + 6\n"
+    "while held < 5 and select.select([r], [], [], max(0, end - time.time()))[0]:\n"
+    "    held += len(os.read(r, 5))\nreturn held")
+
+
+def honest_fixture(mode: str | None) -> list[str]:
+    """Task ids of the fixture's canonical solutions that do not pass (base and plus)."""
+    from pathlib import Path
+
+    from rasa.evaluation.humaneval import compute_expected, load_problems
+    from rasa.evaluation.sandbox import check_program, passed
+
+    problems = load_problems(Path(__file__).resolve().parents[2] / "rasa" / "fixtures" / "humanevalplus.jsonl")
+    expected = compute_expected(problems)
+    failed = []
+    for p in problems:
+        exp = expected[p["task_id"]]
+        tests = [(s, p[f"{s}_input"], exp[s], exp[f"{s}_time"]) for s in ("base", "plus")]
+        result = check_program(p["prompt"] + p["canonical_solution"], p["entry_point"], tests,
+                               p.get("atol", 0), mode=mode)
+        if not passed(result, plus=True):
+            failed.append(p["task_id"])
+    return failed
+
+
 def run(ctx: dict, mode: str | None = None) -> dict:
     """Verdicts of honest samples (before and after) and of every probe, in ``mode``."""
     from rasa.evaluation.sandbox import Limits, check_program, isolation_mode
+    from rasa.evaluation.sandbox_cgroup import available as cgroup_available
 
     limits = Limits(timeout=15, memory_mb=1024, nproc=16)
 
@@ -113,8 +143,11 @@ def run(ctx: dict, mode: str | None = None) -> dict:
     out["forgers"]["patch numpy.allclose (float problem)"] = verdict(FLOAT_FORGER, HALVE, halve_tests, 1e-6)
     out["escapes"] = {name: verdict(body) for name, body in escape_probes(ctx).items()}
     out["traces"] = {name: verdict(body) for name, body in trace_probes(ctx).items()}
+    out["memory"] = verdict(MEMORY_PROBE, tests=[("base", [[1, 2]], [5], [2.0])])
+    out["cgroup"] = cgroup_available()
     out["honest after"] = verdict("return x + y")
     out["honest float"] = verdict("return x / 2", HALVE, halve_tests, 1e-6)
+    out["honest fixture failures"] = honest_fixture(mode)
     return out
 
 

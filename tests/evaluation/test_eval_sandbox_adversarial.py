@@ -108,6 +108,9 @@ def _check(results: dict, ctx: dict, listeners: _Listeners, ipc_before: set[int]
     assert results["honest before"] == honest
     assert results["honest after"] == honest
     assert results["honest float"] == honest
+    assert results["honest fixture failures"] == []
+    if results["cgroup"]:  # otherwise the documented bound is nproc x memory_mb, not the total
+        assert results["memory"]["base"] != "pass", results["memory"]
     for group in ("forgers", "escapes", "traces"):
         won = {name: r for name, r in results[group].items()
                if r["base"] == "pass" and r["plus"] == "pass" and name not in sandbox_probes.MAY_PASS}
