@@ -97,21 +97,22 @@ def _file_system(job, arch):
                 and not any(_under(path, k) for k in keep)):
             hide.append(path)
             covered.append(path)
-    keep_fds = {k: os.open(k, os.O_PATH) for k in keep if any(_under(k, h) for h in hide)}
+    scratch = [p for p in job["scratch"] if os.path.isdir(p) and not os.path.islink(p)]
+    keep_fds = {k: os.open(k, os.O_PATH) for k in keep if any(_under(k, c) for c in hide + scratch)}
     _read_only("/", arch)
     for path in hide:
         _tmpfs(path, "size=1m,mode=755", "hide")
-    for path, fd in keep_fds.items():
-        os.makedirs(path, exist_ok=True)
+    for path in scratch:
+        _tmpfs(path, f"size={job['tmpfs_mb']}m,mode=1777", "scratch")
+    for path, fd in keep_fds.items():  # the interpreter's folders, back where they were
+        os.makedirs(path, mode=0o755, exist_ok=True)
         _check(_libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None),
                "bind interpreter")
         os.close(fd)
+        _read_only(path, arch)
     for path in hide:
         _read_only(path, arch)
     _read_only("/proc", arch, read_only=False)  # the private /proc: writable for uid maps
-    for path in job["scratch"]:
-        if os.path.isdir(path) and not os.path.islink(path):
-            _tmpfs(path, f"size={job['tmpfs_mb']}m,mode=1777", "scratch")
 
 
 def _limits(job):
