@@ -183,7 +183,9 @@ class _Session:
             self.workdir = tempfile.mkdtemp(prefix="rasa-sandbox-")
             if drop_to is not None:
                 os.chown(self.workdir, drop_to, drop_to)
-        nproc = limits.nproc + (_processes_of_current_user() if drop_to is None else 0)
+        # RLIMIT_NPROC counts a uid's processes: a fresh uid's (root), the nested user
+        # namespace's own (userns, kernel >= 5.14), or all the caller's (unsandboxed, not root)
+        nproc = limits.nproc + (_processes_of_current_user() if mode == "none" and drop_to is None else 0)
         memory = limits.memory_mb * 1024 * 1024
         job = dict(job, memory_bytes=memory, tmpdir=self.workdir or "/tmp",
                    isolate=mode != "none", keep=sorted({os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}),
