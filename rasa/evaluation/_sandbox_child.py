@@ -35,8 +35,8 @@ PRELOAD = (
     "json", "math", "numbers", "operator", "queue", "random", "re", "statistics", "string",
     "struct", "sys", "textwrap", "time", "typing", "unicodedata", "collections.abc",
     "numpy", "tempfile", "shutil", "contextlib", "faulthandler", "platform", "socket",
-    "ctypes", "ctypes.util", "io", "codecs", "encodings.idna", "string", "hashlib",
-    "threading", "multiprocessing", "subprocess", "resource",
+    "ctypes", "ctypes.util", "io", "codecs", "encodings.idna", "threading", "subprocess",
+    "resource",
 )
 
 
@@ -124,9 +124,6 @@ def main():
     job = pickle.loads(sys.stdin.buffer.read())
     os.environ["TMPDIR"] = job["tmpdir"]
     os.environ["OMP_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    import multiprocessing
-
-    multiprocessing.set_start_method("fork", force=True)
     import evalplus.eval.utils as ev_utils
 
     codec = _load("_plaindata")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import sandbox_probes
-from rasa.evaluation.sandbox import isolation_mode
+from rasa.evaluation.sandbox import ERRORS, isolation_mode
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,7 +121,7 @@ def _check(results: dict, ctx: dict, listeners: _Listeners, ipc_before: set[int]
     assert Path(ctx["keep_file"]).read_text() == "keep me"
     assert listeners.connections == 0
     assert ctx["ipc_key"] not in _ipc_keys() - ipc_before
-    assert all(r["error"].split(":")[0] in __import__("rasa.evaluation.sandbox", fromlist=["ERRORS"]).ERRORS
+    assert all(r["error"].split(":")[0] in ERRORS
                for group in ("forgers", "escapes", "traces") for r in results[group].values() if r["error"])
 
 
