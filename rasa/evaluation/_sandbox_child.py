@@ -1,149 +1,149 @@
-"""Sandbox harness: checks ONE model-written program with evalplus, inside the isolation that
-:mod:`rasa.evaluation.sandbox` set up. Run as ``python -I _sandbox_child.py RESULT_FD`` with a
-pickled job on stdin (written by the trusted parent). Standalone on purpose: ``-I`` keeps the
-repository and the environment variables out of ``sys.path``.
+"""Sandbox harness: runs ONE model-written program inside the isolation that
+:mod:`rasa.evaluation.sandbox` started, and reports what it returned, never a verdict.
+
+Run as ``python -I _sandbox_child.py RESULT_FD`` with a pickled job on stdin (written by the
+trusted parent). Standalone on purpose: ``-I`` keeps the repository and the environment
+variables out of ``sys.path``; the plain-data codec is loaded by path.
 
 Order matters:
-1. read the job, import evalplus and the modules samples may use, and do one dry run of
-   evalplus's check on a trusted one-liner (still privileged: the interpreter may live where
-   the sandbox user cannot read, so everything must be imported before the uid changes;
-   a sample importing a module outside PRELOAD may then fail with ImportError there);
-2. as root in fresh namespaces: mount private tmpfs over the world-writable directories, so
-   nothing written there outlives the sandbox;
-3. set resource limits, drop to the sandbox uid/gid (root mode only);
-4. run evalplus's ``untrusted_check`` for the base tests, then the plus tests; evalplus forks
-   the program into a grandchild with its own reliability guard and per-input time limits;
-5. write one JSON line to RESULT_FD, and, as PID 1 of the namespace, SIGKILL every process
-   left (a forked sample that outlived its check).
+1. read the job; import evalplus's execution helpers, the codec and the modules samples may use
+   (before any path is hidden or the uid changes);
+2. isolated modes, still privileged in fresh namespaces (``_isolation.py``): join the per-sample
+   cgroup, make every mount read-only, hide homes, ``/run``, the caller's directories behind
+   empty read-only tmpfs (the interpreter's own folders are bound back read-only), mount the
+   private scratch tmpfs; then resource limits, drop every privilege, no-new-privs, seccomp;
+3. write ``R`` (ready) to RESULT_FD, then per test set ``B`` and one record per input:
+   ``O <encoded output>``, ``E <exception>`` (a built-in exception's name, else ``other``),
+   ``T`` (the input's time limit), ``U`` (the output is not plain data); ``X <exception>`` when
+   the program itself does not load. Scripts (``run_script``): ``P`` when the script completed.
+   A set stops at its first exception or time-out, as evalplus's ``fast_check`` does.
+
+Whatever the program does to this process (it runs here), the parent only reads data from the
+pipe: it decides every verdict itself, with the expected outputs the program never sees.
 """
 
-import ctypes
-import json
+import builtins
+import importlib.util
 import os
 import pickle
-import resource
-import signal
 import sys
+from pathlib import Path
 
 PRELOAD = (
     "abc", "array", "bisect", "calendar", "cmath", "collections", "copy", "dataclasses",
     "datetime", "decimal", "enum", "fractions", "functools", "hashlib", "heapq", "itertools",
     "json", "math", "numbers", "operator", "queue", "random", "re", "statistics", "string",
     "struct", "sys", "textwrap", "time", "typing", "unicodedata", "collections.abc",
-    "numpy", "multiprocessing.sharedctypes", "multiprocessing.synchronize",
-    "multiprocessing.popen_fork", "tempfile", "shutil", "contextlib", "faulthandler",
-    "platform", "socket", "ctypes", "ctypes.util", "io", "codecs", "encodings.idna",
+    "numpy", "tempfile", "shutil", "contextlib", "faulthandler", "platform", "socket",
+    "ctypes", "ctypes.util", "io", "codecs", "encodings.idna", "threading", "subprocess",
+    "resource",
 )
 
 
-def _mount_tmpfs(paths, size_mb):
-    libc = ctypes.CDLL(None, use_errno=True)
-    for path in paths:
-        if os.path.isdir(path) and not os.path.islink(path):
-            options = f"size={size_mb}m,mode=1777".encode()
-            if libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, options) != 0:
-                raise OSError(ctypes.get_errno(), f"mount tmpfs on {path}")
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"rasa_sandbox_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _block_network():
-    """Best effort for the no-namespace fallback: every socket operation fails."""
-    import socket
+class Channel:
+    """The result pipe; writes whole records (SIGALRM may cut a write short)."""
 
-    def refuse(*args, **kwargs):
-        raise OSError("network access is disabled in the sandbox")
+    def __init__(self, fd):
+        self.fd = fd
 
-    for name in ("connect", "connect_ex", "bind", "sendto", "listen"):
-        setattr(socket.socket, name, refuse)
-    socket.create_connection = refuse
-    socket.getaddrinfo = refuse
-    socket.create_server = refuse
+    def send(self, tag, payload=""):
+        data = (f"{tag} {payload}" if payload else tag).encode() + b"\n"
+        while data:
+            data = data[os.write(self.fd, data):]
+
+
+def exception_name(exc):
+    name = type(exc).__name__
+    return name if getattr(builtins, name, None) is type(exc) else "other"
+
+
+def run_check(job, channel, ev_utils, codec):
+    """evalplus's ``unsafe_execute`` without the comparison: outputs go to the channel.
+
+    evalplus forks one guarded checker per test set; here one process runs the sets in turn,
+    each with a fresh ``exec`` of the program, in one fresh temporary directory."""
+    import tempfile
+
+    os.chdir(tempfile.mkdtemp())
+    ev_utils.reliability_guard(maximum_memory_bytes=job["memory_bytes"])
+    for _name, inputs, time_limits in job["sets"]:
+        channel.send("B")
+        exec_globals = {}
+        try:
+            with ev_utils.swallow_io():
+                exec(job["code"], exec_globals)
+                fn = exec_globals[job["entry_point"]]
+        except BaseException as exc:  # noqa: BLE001 - reported by name only
+            channel.send("X", exception_name(exc))
+            return
+        for i, inp in enumerate(inputs):
+            done, out = _call(channel, ev_utils, time_limits[i], fn, *inp)
+            if not done:
+                return
+            try:
+                record = codec.encode(out)
+            except Exception:  # noqa: BLE001 - not plain data (or its iteration raised)
+                channel.send("U")
+                return
+            channel.send("O", record)
+
+
+def run_script(job, channel, ev_utils):
+    """The bigcode / human-eval check: exec the whole program, ``P`` if it completed."""
+    import tempfile
+
+    os.chdir(tempfile.mkdtemp())
+    ev_utils.reliability_guard(maximum_memory_bytes=job["memory_bytes"])
+    if _call(channel, ev_utils, job["script_timeout"], exec, job["code"], {})[0]:
+        channel.send("P")
+
+
+def _call(channel, ev_utils, seconds, fn, *args):
+    """``(True, fn(*args))`` within ``seconds``, output swallowed; else ``T`` (time limit) or
+    ``E NAME`` (exception) sent and ``(False, None)``."""
+    try:
+        with ev_utils.time_limit(seconds):
+            with ev_utils.swallow_io():
+                return True, fn(*args)
+    except ev_utils.TimeoutException:
+        channel.send("T")
+    except BaseException as exc:  # noqa: BLE001 - reported by name only
+        channel.send("E", exception_name(exc))
+    return False, None
 
 
 def main():
-    result_fd = int(sys.argv[1])
+    channel = Channel(int(sys.argv[1]))
     job = pickle.loads(sys.stdin.buffer.read())
-    limits = job["limits"]
-    os.environ["TMPDIR"] = "/tmp" if job["mount_tmpfs"] else job["workdir"]
+    os.environ["TMPDIR"] = job["tmpdir"]
     os.environ["OMP_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    os.environ["EVALPLUS_MAX_MEMORY_BYTES"] = str(limits["memory_bytes"])
+    import evalplus.eval.utils as ev_utils
 
-    import multiprocessing
-
-    multiprocessing.set_start_method("fork", force=True)
-    import evalplus.eval as ev
-
+    codec = _load("_plaindata")
+    isolation = _load("_isolation")
     for name in PRELOAD:
         try:
             __import__(name)
         except ImportError:
             pass
-
-    if job["mount_tmpfs"]:
-        _mount_tmpfs(job["tmpfs_paths"], job["tmpfs_size_mb"])
-        workdir = "/tmp/work"
-        os.mkdir(workdir, 0o700)
-    else:
-        workdir = job["workdir"]
-    uid = job["drop_to"]
-    if uid is not None:
-        os.chown(workdir, uid, uid)
-    os.chdir(workdir)
-    # Dry run on a trusted one-liner while still privileged: imports everything evalplus and
-    # multiprocessing load lazily (the sandbox user may not be able to read the interpreter).
-    ev.untrusted_check("humaneval", "def f(x):\n    return x\n", [[1]], "f", expected=[1],
-                       atol=0, ref_time=[0.001], fast_check=True)
-
-    def limit(kind, value):
-        resource.setrlimit(kind, (value, value))
-
-    limit(resource.RLIMIT_AS, limits["memory_bytes"])
-    limit(resource.RLIMIT_DATA, limits["memory_bytes"])
-    limit(resource.RLIMIT_CPU, limits["cpu_s"])
-    limit(resource.RLIMIT_FSIZE, limits["fsize_bytes"])
-    limit(resource.RLIMIT_NOFILE, limits["nofile"])
-    limit(resource.RLIMIT_CORE, 0)
-    limit(resource.RLIMIT_NPROC, limits["nproc"])
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-
-    original = ev.unsafe_execute
-    block = job["block_network_in_python"]
-
-    def guarded_execute(*args, **kwargs):
-        try:
-            os.close(result_fd)  # the program never holds the result channel
-        except OSError:
-            pass
-        if block:
-            _block_network()
-        return original(*args, **kwargs)
-
-    ev.unsafe_execute = guarded_execute
-
-    result = {"base": None, "plus": None, "error": ""}
     try:
-        for name, inputs, expected, ref_time in job["tests"]:
-            status, _details = ev.untrusted_check(
-                job["dataset"], job["code"], inputs, job["entry_point"], expected=expected,
-                atol=job["atol"], ref_time=ref_time, fast_check=job["fast_check"],
-                min_time_limit=job["min_time_limit"],
-                gt_time_limit_factor=job["gt_time_limit_factor"],
-            )
-            result[name] = status
-            if status != "pass":
-                break
-    except BaseException as exc:  # noqa: BLE001 - reported, scored as a failure by the parent
-        result["error"] = f"{type(exc).__name__}: {exc}"[:300]
-    os.write(result_fd, (json.dumps(result) + "\n").encode())
-    os.close(result_fd)
-    if os.getpid() == 1:  # PID 1 of a private namespace: nothing may outlive the check
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except OSError:
-            pass
+        isolation.apply(job)
+    except isolation.SetupError as exc:
+        channel.send("S", exc.step)
+        os._exit(3)
+    os.chdir(job["tmpdir"])
+    channel.send("R")
+    if job["kind"] == "script":
+        run_script(job, channel, ev_utils)
+    else:
+        run_check(job, channel, ev_utils, codec)
     os._exit(0)
 
 
