@@ -39,7 +39,8 @@ FIND_ZERO_ATOL = 1e-4
 def _recorded_inputs(problem: dict) -> list[list]:
     """Argument lists of every ``candidate`` call ``check`` makes on the canonical solution."""
     namespace: dict = {}
-    exec(problem["prompt"] + problem["canonical_solution"] + "\n" + problem["test"], namespace)  # noqa: S102 - trusted package code
+    source = problem["prompt"] + problem["canonical_solution"] + "\n" + problem["test"]
+    exec(source, namespace)  # noqa: S102 - trusted code from the package
     solution = namespace[problem["entry_point"]]
     calls, seen = [], set()
 

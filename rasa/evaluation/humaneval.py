@@ -338,7 +338,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--samples", required=True, help="samples JSONL to write")
     g.set_defaults(run=_generate)
 
-    s = sub.add_parser("score", help="test the samples of a samples JSONL (CPU), as evalplus.evaluate --samples")
+    s = sub.add_parser("score", help="test the samples of a samples JSONL (CPU), "
+                                     "as evalplus.evaluate --samples")
     s.add_argument("--samples", required=True, help="samples JSONL (task_id + solution or completion)")
     s.add_argument("--problems", required=True, help="HumanEval+ JSONL (evalplus format)")
     s.add_argument("--run-id", required=True)

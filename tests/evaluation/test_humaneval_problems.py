@@ -44,7 +44,8 @@ def _score(problems: list[dict], solutions: list[str], folder: Path) -> dict[str
 
 
 def _canonical_and_empty(problems: list[dict], folder: Path) -> tuple[dict, dict]:
-    canonical = _score(problems, [p["prompt"] + p["canonical_solution"] for p in problems], folder / "canonical")
+    canonical = _score(problems, [p["prompt"] + p["canonical_solution"] for p in problems],
+                       folder / "canonical")
     empty = _score(problems, [p["prompt"] + "    pass\n" for p in problems], folder / "empty")
     return canonical, empty
 
@@ -64,7 +65,8 @@ def test_conversion_fields_and_determinism(converted):
         assert p["atol"] == (1e-4 if p["task_id"] == FIND_ZERO else 0)
     assert human_eval_problems.load() == converted  # the random loops are seeded
     by_id = {p["task_id"]: p for p in converted}
-    assert by_id["HumanEval/0"]["base_input"][0] == [[1.0, 2.0, 3.9, 4.0, 5.0, 2.2], 0.3]  # check's first call
+    first_call = [[1.0, 2.0, 3.9, 4.0, 5.0, 2.2], 0.3]
+    assert by_id["HumanEval/0"]["base_input"][0] == first_call
     assert len(by_id["HumanEval/38"]["base_input"]) == 100  # the 100 random strings of its loop
 
 
@@ -86,7 +88,8 @@ def test_representative_problems_canonical_pass_empty_fail(converted, tmp_path):
 
 
 def test_find_zero_is_never_passed_under_the_authors_harness(converted, tmp_path):
-    """The dataset's find_zero test unpacks a float (``_poly(*candidate(*inp), inp)``): every answer fails."""
+    """The dataset's find_zero test unpacks a float (``_poly(*candidate(*inp), inp)``): every
+    answer fails."""
     problem = next(p for p in converted if p["task_id"] == FIND_ZERO)
     canonical, _ = _canonical_and_empty([problem], tmp_path)
     assert canonical[FIND_ZERO]["correct_bigcode"] == "0"
