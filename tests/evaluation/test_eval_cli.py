@@ -57,27 +57,40 @@ def test_generation_is_seeded_batched_and_stops(engine):
     assert len(engine.tokenizer(capped[0][0], add_special_tokens=False).input_ids) <= 8
 
 
-def test_humaneval_cli(tiny_model_dir, toy_problems, write_jsonl, tmp_path):
+def test_humaneval_generate_then_score(tiny_model_dir, toy_problems, write_jsonl, tmp_path):
+    import json
+
     from rasa.evaluation import humaneval
 
     problems = write_jsonl(tmp_path / "he.jsonl", toy_problems)
-    out, details, samples = tmp_path / "out" / "he.csv", tmp_path / "out" / "he_d.csv", tmp_path / "out" / "s.jsonl"
+    samples = tmp_path / "gen" / "samples.jsonl"
     assert humaneval.main([
-        "--model", str(tiny_model_dir), "--problems", str(problems), "--run-id", "tiny__code__lora-r4__f100__e2",
-        "--epoch", "2", "--n-samples", "2", "--temperature", "0.2", "--top-p", "0.95",
-        "--max-new-tokens", "8", "--batch-size", "4", "--seed", "0", "--timeout", "10",
-        "--workers", "2", "--backend", "hf", "--out", str(out), "--details", str(details),
-        "--samples", str(samples)]) == 0
+        "generate", "--model", str(tiny_model_dir), "--problems", str(problems),
+        "--n-samples", "2", "--temperature", "0.2", "--top-p", "0.95", "--max-new-tokens", "8",
+        "--batch-size", "4", "--seed", "0", "--backend", "hf", "--samples", str(samples)]) == 0
+    records = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert [(r["task_id"], r["sample"]) for r in records] == [
+        ("Toy/0", 0), ("Toy/0", 1), ("Toy/1", 0), ("Toy/1", 1)]
+    by_task = {p["task_id"]: p for p in toy_problems}
+    assert all(r["solution"] == humaneval.postprocess(by_task[r["task_id"]], r["completion"])
+               and r["backend"] == "hf" for r in records)
+    assert_clean_outputs(samples.parent)
+
+    out, details = tmp_path / "out" / "he.csv", tmp_path / "out" / "he_d.csv"
+    assert humaneval.main([
+        "score", "--samples", str(samples), "--problems", str(problems),
+        "--run-id", "tiny__code__lora-r4__f100__e2", "--epoch", "2", "--timeout", "10",
+        "--workers", "2", "--scorers", "plus,base,bigcode", "--out", str(out),
+        "--details", str(details)]) == 0
     columns, rows = read_csv(out)
     assert columns == METRIC_COLUMNS
     assert {(r["benchmark"], r["metric"], r["scorer"]) for r in rows} == {
-        ("humanevalplus", "pass@1", "base"), ("humanevalplus", "pass@1", "plus")}
+        ("humanevalplus", "pass@1", s) for s in ("base", "plus", "bigcode")}
     assert all(r["run_id"] == "tiny__code__lora-r4__f100__e2" and r["epoch"] == "2" for r in rows)
     assert all(0.0 <= float(r["value"]) <= 100.0 for r in rows)
     _, per_problem = read_csv(details)
     assert [r["task_id"] for r in per_problem] == ["Toy/0", "Toy/1"]
     assert {r["backend"] for r in per_problem} == {"hf"} and all(r["n"] == "2" for r in per_problem)
-    assert len(samples.read_text().splitlines()) == 4
     assert_clean_outputs(out.parent)
 
 

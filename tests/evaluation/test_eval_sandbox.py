@@ -56,8 +56,8 @@ def test_prompt_and_postprocessing(toy_problems):
     assert "### Instruction:\nWrite a Python function `add(x: int, y: int) -> int` to solve the following problem:\nReturn x + y." in prompt
     assert prompt.endswith('### Response:\ndef add(x: int, y: int) -> int:\n    """Return x + y.\n    >>> add(1, 2)\n    3\n    """')
     program = postprocess(problem, "\n    z = x + y\n\n    return z\nprint(add(1, 2))\nimport os\n")
-    assert program == problem["prompt"].rstrip() + "\n    z = x + y\n\n    return z\n"
-    assert postprocess(problem, "\n    return x + y\nresult = 3\n").endswith("    return x + y\n")
+    assert program == problem["prompt"].rstrip() + "\n    z = x + y\n\n    return z"
+    assert postprocess(problem, "\n    return x + y\nresult = 3\n").endswith("    return x + y")
     assert postprocess(problem, "\n    return x\n\ndef helper():\n    pass") .endswith("    return x\n")
 
 

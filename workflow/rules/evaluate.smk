@@ -2,10 +2,9 @@
 # Epoch 0 is the base model (forgetting only).
 
 
-rule humanevalplus:
+rule humanevalplus_generate:
     output:
-        metrics=f"{W}/eval/{{run}}/epoch-{{epoch}}/humanevalplus.csv",
-        details=f"{W}/eval/{{run}}/epoch-{{epoch}}/humanevalplus_details.csv",
+        samples=f"{W}/eval/{{run}}/epoch-{{epoch}}/humanevalplus_samples.jsonl",
     input:
         unpack(eval_input),
         problems=benchmark_file("humanevalplus"),
@@ -14,23 +13,45 @@ rule humanevalplus:
         trained=eval_weights,
         b=config["benchmarks"]["humanevalplus"],
         max_length=humaneval_max_length,
-        seed=config["seed"],
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
     resources:
         gpu=eval_gpus,
     log:
+        f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/humanevalplus_generate.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.evaluation.humaneval generate --model {params.model} --trained {params.trained} "
+        "--problems {input.problems} --n-samples {params.b[n_samples]} "
+        "--temperature {params.b[temperature]} --top-p {params.b[top_p]} "
+        "--max-new-tokens {params.b[max_new_tokens]} {params.max_length} "
+        "--batch-size {params.b[batch_size]} --seed {params.b[seed]} --backend hf "
+        "--samples {output.samples} > {log} 2>&1"
+
+
+rule humanevalplus:
+    output:
+        metrics=f"{W}/eval/{{run}}/epoch-{{epoch}}/humanevalplus.csv",
+        details=f"{W}/eval/{{run}}/epoch-{{epoch}}/humanevalplus_details.csv",
+    input:
+        samples=f"{W}/eval/{{run}}/epoch-{{epoch}}/humanevalplus_samples.jsonl",
+        problems=benchmark_file("humanevalplus"),
+    params:
+        b=config["benchmarks"]["humanevalplus"],
+        scorers=",".join(config["benchmarks"]["humanevalplus"]["scorers"]),
+    wildcard_constraints:
+        run=alternatives(RUNS),
+        epoch=r"\d+",
+    log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/humanevalplus.log",
     conda:
         ENV
     shell:
-        "python -m rasa.evaluation.humaneval --model {params.model} --trained {params.trained} "
+        "python -m rasa.evaluation.humaneval score --samples {input.samples} "
         "--problems {input.problems} --run-id {wildcards.run} --epoch {wildcards.epoch} "
-        "--n-samples {params.b[n_samples]} --temperature {params.b[temperature]} "
-        "--top-p {params.b[top_p]} --max-new-tokens {params.b[max_new_tokens]} "
-        "--batch-size {params.b[batch_size]} --seed {params.seed} --timeout {params.b[timeout]} "
-        "--workers {params.b[workers]} {params.max_length} --backend hf "
+        "--timeout {params.b[timeout]} --workers {params.b[workers]} --scorers {params.scorers} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
 
 
