@@ -56,7 +56,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rasa.evaluation.passk import mean_pass_at_k, pass_at_k, reported_ks
-from rasa.evaluation.sandbox import Limits, check_program, isolation_mode, passed, run_script
+from rasa.evaluation.sandbox import Limits, check_program, passed, require_sandbox, run_script
 
 STOP_WORDS = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\nassert",
               "<|endoftext|>", "<|eot_id|>")
@@ -151,11 +151,15 @@ def compute_expected(problems: list[dict], cache: str | Path | None = None) -> d
 
 def score_programs(problems: list[dict], programs: list[list[str]], expected: dict[str, dict],
                    limits: Limits = Limits(), workers: int = 2, desc: str | None = "testing",
-                   scorers: tuple[str, ...] = DEFAULT_SCORERS) -> list[list[dict]]:
+                   scorers: tuple[str, ...] = DEFAULT_SCORERS,
+                   allow_unsandboxed: bool = False) -> list[list[dict]]:
     """Sandboxed verdicts for ``programs[i][j]`` (problem i, sample j): evalplus's
-    (``base``/``plus``, when either scorer is selected) and the authors' harness's (``bigcode``)."""
+    (``base``/``plus``, when either scorer is selected) and the authors' harness's (``bigcode``).
+    Raises :class:`~rasa.evaluation.sandbox.SandboxUnavailable` before running anything when no
+    isolation can be had, unless ``allow_unsandboxed``."""
     from rasa.evaluation import humaneval_bigcode
 
+    mode = require_sandbox(allow_unsandboxed)
     evalplus_checks = bool({"plus", "base"} & set(scorers))
     jobs = []
     for i, problem in enumerate(problems):
@@ -171,9 +175,11 @@ def score_programs(problems: list[dict], programs: list[list[str]], expected: di
         i, j, program, problem, tests, check = job
         res = {"base": None, "plus": None, "error": ""}
         if evalplus_checks:
-            res = check_program(program, problem["entry_point"], tests, problem.get("atol", 0), limits)
+            res = check_program(program, problem["entry_point"], tests, problem.get("atol", 0), limits,
+                                mode=mode, allow_unsandboxed=allow_unsandboxed)
         if check is not None:
-            res["bigcode"] = run_script(humaneval_bigcode.program(program, problem, check), limits)
+            res["bigcode"] = run_script(humaneval_bigcode.program(program, problem, check), limits,
+                                        mode=mode, allow_unsandboxed=allow_unsandboxed)
         return i, j, res
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -293,15 +299,16 @@ def _score(args: argparse.Namespace) -> int:
     unknown = [s for s in scorers if s not in SCORERS]
     if unknown or not scorers:
         raise SystemExit(f"--scorers: unknown {unknown or 'empty list'}; choose from {','.join(SCORERS)}")
+    mode = require_sandbox(args.allow_unsandboxed)  # before any compute: refuse, naming what is missing
     problems = load_problems(args.problems)[: args.limit]
     programs, records = read_samples(args.samples, problems)
     expected = compute_expected(problems, args.expected_cache)
     limits = Limits(timeout=args.timeout, memory_mb=args.memory_mb,
                     min_time_limit=args.min_time_limit, gt_time_limit_factor=args.gt_time_limit_factor)
     t0 = time.monotonic()
-    results = score_programs(problems, programs, expected, limits, args.workers, scorers=scorers)
+    results = score_programs(problems, programs, expected, limits, args.workers, scorers=scorers,
+                             allow_unsandboxed=args.allow_unsandboxed)
     rows, metrics = summarize(problems, results, scorers)
-    mode = isolation_mode()
     backend = ",".join(sorted({str(r.get("backend", "unknown")) for r in records}))
     for row in rows:
         row.update(run_id=args.run_id, epoch=args.epoch, backend=backend, sandbox=mode,
@@ -354,6 +361,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="evalplus: per-input limit = factor x canonical time")
     s.add_argument("--expected-cache", default=None, help="pickle of canonical outputs/times")
     s.add_argument("--limit", type=int, default=None, help="first N problems only (smoke tests)")
+    s.add_argument("--allow-unsandboxed", action="store_true",
+                   help="run model-written programs WITHOUT isolation where none can be had "
+                        "(never the default; the run's details record sandbox=none)")
     s.add_argument("--out", required=True, help="metrics CSV")
     s.add_argument("--details", required=True, help="per-problem CSV")
     s.set_defaults(run=_score)

@@ -378,35 +378,3 @@ def passed(result: dict, plus: bool) -> bool:
     if result["base"] != "pass":
         return False
     return result["plus"] == "pass" if plus else True
-
-
-# TEMPORARY (humaneval branch): a minimal stand-in for the sandbox rewrite's ``run_script``, so
-# that the ``bigcode`` scorer can be tested; the sandbox branch's version replaces it at the merge.
-def run_script(source: str, limits: Limits = Limits()) -> str:
-    """Run ``source`` as one Python program in the namespaces of :func:`isolation_mode`, with
-    ``limits``: ``"pass"`` (exit status 0), ``"fail"`` or ``"timeout"``."""
-    import resource
-
-    mode = isolation_mode()
-    argv = [sys.executable, "-I", "-"]
-    if mode in ("root", "userns"):
-        argv = _unshare_args(mode == "userns") + argv
-
-    def bound():
-        memory = limits.memory_mb * 1024 * 1024
-        for kind, value in ((resource.RLIMIT_AS, memory), (resource.RLIMIT_CPU, int(limits.timeout) + 5),
-                            (resource.RLIMIT_FSIZE, limits.fsize_mb * 1024 * 1024),
-                            (resource.RLIMIT_NOFILE, limits.nofile), (resource.RLIMIT_CORE, 0)):
-            resource.setrlimit(kind, (value, value))
-
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-    with tempfile.TemporaryDirectory(prefix="rasa-script-") as cwd:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, cwd=cwd, env=env,
-                                start_new_session=True, preexec_fn=bound)
-        try:
-            proc.communicate(source.encode(), timeout=limits.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            return "timeout"
-    return "pass" if proc.returncode == 0 else "fail"

