@@ -486,7 +486,17 @@ def corrected_check(prediction: str, gold: str, timeout: float = 5.0) -> dict:
     return out
 
 
-SCORERS = {"paper": paper_check, "corrected": corrected_check}
+def math_verify_check(prediction: str, gold: str, timeout: float = 5.0) -> dict:
+    """Math-Verify alone on the raw answers (the baseline ``corrected`` is measured against)."""
+    out = {"match": False, "note": "math-verify", "pred_norm": "", "gold_norm": ""}
+    try:
+        out["match"] = bool(_math_verify(gold, prediction, timeout))
+    except Exception as exc:  # noqa: BLE001 - a crash is a mismatch, as in the other scorers
+        out["note"] = f"math-verify:{type(exc).__name__}"
+    return out
+
+
+SCORERS = {"paper": paper_check, "corrected": corrected_check, "math-verify": math_verify_check}
 
 
 def check(scorer: str, prediction: str, gold: str, timeout: float = 5.0) -> dict:
