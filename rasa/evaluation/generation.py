@@ -73,7 +73,8 @@ class HFEngine:
 
     def generate(self, prompts: list[str], cfg: DecodingConfig,
                  desc: str | None = "generating") -> list[list[str]]:
-        """``cfg.n`` completions for each prompt (completion text only, cut at stop strings)."""
+        """``cfg.n`` completions for each prompt (completion text cut at EOS and stop strings, or
+        with ``cfg.full_text`` the whole decoded sequence)."""
         import torch
 
         lengths = [len(self.tokenizer(p).input_ids) for p in prompts]

@@ -202,7 +202,8 @@ EXTRACTIONS = ("last_response", "completion")
 
 def take_response(text: str, extract: str) -> str:
     """The response scored: after the last response header of ``text`` (``last_response``;
-    the whole text if the header is missing), or ``text`` itself (``completion``)."""
+    the whole text if the header is missing, where the authors' code stops with an assertion), or
+    ``text`` itself (``completion``)."""
     from rasa.prompts import RESPONSE_HEADER
 
     if extract == "last_response" and RESPONSE_HEADER in text:

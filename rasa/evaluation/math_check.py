@@ -20,7 +20,7 @@
        ``pi`` read as the constant;
     5. sympy's verdict, either way, counts only where sympy read both sides right: a parse error,
        an undefined function other than ``x(...)`` (one letter, one argument, read as the
-       product it is in an answer: ``x(6x^2-1)``), ``\\log_`` (``\\log_2256``), a stray
+       product it is in an answer: ``x(6x^2-1)``), ``\\log`` (``\\log_2256``), a stray
        "." (``100.`` read as ``1*0``), structures of different kinds, equation chains or a timeout
        send the pair to Math-Verify (``math_verify.verify``; on the raw answers, or on the
        normalised ones if Math-Verify cannot read the raw text), whose verdict is final.
@@ -283,8 +283,9 @@ def _structure(text: str):
 _SIGNED_INT = re.compile(r"^[+-]?\d+$")
 # What may stand left of "=" in "x = 5": a letter (with a subscript), a Greek letter, f(x).
 _LONE_VARIABLE = re.compile(r"[A-Za-z](_\{?\w+\}?)?|\\[A-Za-z]+|[A-Za-z]\([A-Za-z]\)")
-# Text sympy's LaTeX grammar misreads: "\log_2256" (base 2256?), a "." not between digits.
-_MISREAD = re.compile(r"\\log_|(?<!\d)\.|\.(?!\d)")
+# Text sympy's LaTeX grammar misreads: "\log_2256" (base 2256?), "\log 100" (natural log, where
+# MATH means base 10), a "." not between digits ("100." is read as 1*0).
+_MISREAD = re.compile(r"\\log|(?<!\d)\.|\.(?!\d)")
 
 
 # Set when the sympy comparison could not really decide (a side did not parse or was not read
@@ -299,7 +300,7 @@ def _undecided() -> bool:
 
 def _read(text: str):
     """``parse_latex(text)`` with ``pi`` as the constant, or ``None`` if sympy may misread it
-    (a parse error, an undefined function, a ``\\log_``, a stray "." or the symbol ``e``)."""
+    (a parse error, an undefined function, a ``\\log``, a stray "." or the symbol ``e``)."""
     import sympy
     from sympy.core.function import AppliedUndef
 
@@ -352,9 +353,9 @@ def _scalar_equiv(a: str, b: str) -> bool:
     if len(ea) == 2 or len(eb) == 2:
         lone = [len(e) == 2 and bool(_LONE_VARIABLE.fullmatch(e[0])) for e in (ea, eb)]
         if len(ea) == len(eb):
-            if all(lone):  # "x = 5" vs "y = 5": same variable, same value
-                return ea[0] == eb[0] and _scalar_equiv(ea[1], eb[1])
-            return _equation_equiv(ea, eb)
+            if all(lone) and ea[0] == eb[0]:  # "x = 5" vs "x = 5.0": same variable, same value
+                return _scalar_equiv(ea[1], eb[1])
+            return _equation_equiv(ea, eb)  # "y = x/3" vs "x = 3y"; "x = 5" vs "y = 5" differ
         if any(lone):  # "x = 5" vs "5"
             return _scalar_equiv(ea[-1], eb[-1])
         return _undecided()
