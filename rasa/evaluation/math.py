@@ -93,7 +93,10 @@ def answers_match(prediction: str, gold: str, scorer: str = "corrected",
 def check_pairs(pairs: list[tuple[str, str]], scorers=SCORERS, workers: int = 2,
                 timeout: float = 5.0, pool: TimeoutPool | None = None,
                 desc: str | None = None) -> dict[str, list[dict]]:
-    """Score many (prediction, gold) pairs: ``{scorer: [verdict dict per pair]}``."""
+    """Score many (prediction, gold) pairs: ``{scorer: [verdict dict per pair]}``.
+
+    ``scorers`` may also name ``math-verify`` (Math-Verify alone, the benchmarks' baseline).
+    """
     own = pool is None
     pool = pool or make_pool(workers, timeout)
     try:
