@@ -37,6 +37,9 @@ class DecodingConfig:
     stop: tuple[str, ...] = ()
     seed: int = 0
     max_length: int | None = None  # cap on prompt + completion tokens (bigcode's max_length)
+    # Return the whole decoded sequence (prompt + completion, special tokens skipped, nothing
+    # cut), as the authors' math_eval.py decodes it, instead of the completion cut at EOS/stop.
+    full_text: bool = False
 
 
 def truncate_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> str:
@@ -70,7 +73,8 @@ class HFEngine:
 
     def generate(self, prompts: list[str], cfg: DecodingConfig,
                  desc: str | None = "generating") -> list[list[str]]:
-        """``cfg.n`` completions for each prompt (completion text only, cut at stop strings)."""
+        """``cfg.n`` completions for each prompt (completion text cut at EOS and stop strings, or
+        with ``cfg.full_text`` the whole decoded sequence)."""
         import torch
 
         lengths = [len(self.tokenizer(p).input_ids) for p in prompts]
@@ -98,6 +102,9 @@ class HFEngine:
             with torch.inference_mode():
                 out = self.model.generate(**enc, **kwargs)
             for row, (i, j) in enumerate(batch):
+                if cfg.full_text:
+                    outputs[i][j] = self.tokenizer.decode(out[row].tolist(), skip_special_tokens=True)
+                    continue
                 ids = out[row, width:].tolist()
                 for k, tok in enumerate(ids):
                     if tok in eos:
@@ -147,6 +154,8 @@ class VLLMEngine:
                 top_k=cfg.top_k if (cfg.do_sample and cfg.top_k > 0) else -1,
                 max_tokens=max_new, stop=list(cfg.stop) or None, seed=cfg.seed))
         results = self.llm.generate(prompts, params, use_tqdm=desc is not None)
+        if cfg.full_text:  # vLLM stops at EOS itself; prompt text + completion text
+            return [[p + o.text for o in r.outputs] for p, r in zip(prompts, results)]
         return [[truncate_at_stop(o.text, cfg.stop) for o in r.outputs] for r in results]
 
     def release(self) -> None:

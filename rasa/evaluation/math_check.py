@@ -9,16 +9,21 @@
 
 ``corrected``
     1. identical strings match (before any parsing, so even unparseable answers match themselves);
-    2. after :func:`~.math_normalize.corrected_normalize`, identical strings match;
+    2. after :func:`~.math_normalize.corrected_normalize` (which keeps equations whole and reads
+       mixed numbers as sums), identical strings match;
     3. structures are compared element by element: tuples and points ``(a,b)`` in order, intervals
        with their bracket types, sets ``\\{a,b\\}`` and bare lists ``a, b`` as multisets, unions
-       ``\\cup`` piecewise, matrices (``pmatrix``/``bmatrix``/...) cell by cell; scalars by
-       ``parse_latex`` and ``a == b`` or ``simplify(a - b) == 0``;
-    4. pairs that sympy could not decide (a side that ``parse_latex`` cannot read, structures of
-       different kinds, a timeout) go to Math-Verify (``math_verify.verify``) as a second opinion
-       (on the raw answers; on the normalised ones if Math-Verify cannot read the raw text). Pairs
-       that both parse and differ are not re-checked: Math-Verify reads LaTeX with the same kind of
-       ANTLR grammar and would spend ~40 ms per pair to agree.
+       ``\\cup`` piecewise, matrices (``pmatrix``/``bmatrix``/...) cell by cell;
+    4. equations as equations: ``x = 5`` against ``5`` or ``x = 5`` by the value (the same
+       variable on the left), other ``l1 = r1`` against ``l2 = r2`` by ``(l1 - r1) / (l2 - r2)``
+       being a nonzero constant; scalars by ``parse_latex`` and ``simplify(a - b) == 0``, with
+       ``pi`` read as the constant;
+    5. sympy's verdict, either way, counts only where sympy read both sides right: a parse error,
+       an undefined function other than ``x(...)`` (one letter, one argument, read as the
+       product it is in an answer: ``x(6x^2-1)``), ``\\log`` (``\\log_2256``), a stray
+       "." (``100.`` read as ``1*0``), structures of different kinds, equation chains or a timeout
+       send the pair to Math-Verify (``math_verify.verify``; on the raw answers, or on the
+       normalised ones if Math-Verify cannot read the raw text), whose verdict is final.
 
 Speed-ups that never change a verdict: parse results are cached per process; two digit strings
 are compared as integers (``parse_latex`` reads them as exactly those Integers); ``simplify`` is
@@ -62,7 +67,8 @@ def alarm(seconds: float):
 
 _PARSE_CACHE: dict[str, object] = {}
 _PARSE_CACHE_MAX = 50_000
-_DIGITS = re.compile(r"^\d+$")
+# parse_latex reads these (ASCII, no leading zero) as exactly that Integer; it rejects "007"
+_DIGITS = re.compile(r"0|[1-9][0-9]*")
 
 
 _PREDICTION = {"mode": None}  # None: ANTLR's default (full LL); else a PredictionMode value
@@ -183,7 +189,7 @@ def paper_check(prediction: str, gold: str, timeout: float = 5.0) -> dict:
             pred_norm = minerva_normalize(prediction)
             gold_norm = minerva_normalize(gold)
             out.update(pred_norm=pred_norm, gold_norm=gold_norm)
-            if _DIGITS.match(pred_norm) and _DIGITS.match(gold_norm):
+            if _DIGITS.fullmatch(pred_norm) and _DIGITS.fullmatch(gold_norm):
                 # parse_latex reads a digit string as that Integer: same verdict, 1000x faster
                 out["match"] = int(pred_norm) == int(gold_norm)
                 return out
@@ -275,40 +281,104 @@ def _structure(text: str):
 
 
 _SIGNED_INT = re.compile(r"^[+-]?\d+$")
+# What may stand left of "=" in "x = 5": a letter (with a subscript), a Greek letter, f(x).
+_LONE_VARIABLE = re.compile(r"[A-Za-z](_\{?\w+\}?)?|\\[A-Za-z]+|[A-Za-z]\([A-Za-z]\)")
+# Text sympy's LaTeX grammar misreads: "\log_2256" (base 2256?), "\log 100" (natural log, where
+# MATH means base 10), a "." not between digits ("100." is read as 1*0).
+_MISREAD = re.compile(r"\\log|(?<!\d)\.|\.(?!\d)")
 
 
-# Set when the sympy comparison could not really decide (a side did not parse, the structures
-# differ in kind, an exception): only then is Math-Verify asked for a second opinion.
+# Set when the sympy comparison could not really decide (a side did not parse or was not read
+# right, the structures differ in kind, an exception): only then is Math-Verify asked.
 _UNDECIDED = {"flag": False}
 
 
+def _undecided() -> bool:
+    _UNDECIDED["flag"] = True
+    return False
+
+
+def _read(text: str):
+    """``parse_latex(text)`` with ``pi`` as the constant, or ``None`` if sympy may misread it
+    (a parse error, an undefined function, a ``\\log``, a stray "." or the symbol ``e``)."""
+    import sympy
+    from sympy.core.function import AppliedUndef
+
+    if _MISREAD.search(text):
+        return None
+    try:
+        expr = _parse_latex(text)
+    except CheckTimeout:
+        raise
+    except Exception:  # noqa: BLE001 - unparseable
+        return None
+    if not isinstance(expr, sympy.Expr) or sympy.Symbol("e") in expr.free_symbols:
+        return None  # "e" is Euler's number or a variable: Math-Verify decides
+    # "x(6x^2-1)" is a product in an answer; only a one-letter name with one argument is read so
+    calls = expr.atoms(AppliedUndef)
+    if any(len(c.func.__name__) != 1 or len(c.args) != 1 for c in calls):
+        return None
+    expr = expr.replace(lambda e: isinstance(e, AppliedUndef),
+                        lambda e: sympy.Symbol(e.func.__name__) * e.args[0])
+    return expr.subs(sympy.Symbol("pi"), sympy.pi)
+
+
+def _equation_equiv(a: list[str], b: list[str]) -> bool:
+    """``l1 = r1`` against ``l2 = r2``: the same equation up to a nonzero constant factor."""
+    import sympy
+
+    sides = [_read(t) for t in (*a, *b)]
+    if any(e is None for e in sides):
+        return _undecided()
+    da, db = sides[0] - sides[1], sides[2] - sides[3]
+    if da == 0 or db == 0:
+        return bool(da == db)
+    ratio = sympy.cancel(da / db)
+    if ratio.free_symbols:
+        ratio = sympy.simplify(ratio)
+    return bool(not ratio.free_symbols and ratio.is_number and ratio != 0 and ratio.is_finite)
+
+
 def _scalar_equiv(a: str, b: str) -> bool:
+    import sympy
+
     a, b = a.strip(), b.strip()
     if a == b:
         return True
     if _SIGNED_INT.match(a) and _SIGNED_INT.match(b):
         return int(a) == int(b)
+    ea, eb = _top_level_split(a, "="), _top_level_split(b, "=")
+    if len(ea) > 2 or len(eb) > 2:
+        return _undecided()  # chains "x = y = 3": left to Math-Verify
+    if len(ea) == 2 or len(eb) == 2:
+        lone = [len(e) == 2 and bool(_LONE_VARIABLE.fullmatch(e[0])) for e in (ea, eb)]
+        if len(ea) == len(eb):
+            if all(lone) and ea[0] == eb[0]:  # "x = 5" vs "x = 5.0": same variable, same value
+                return _scalar_equiv(ea[1], eb[1])
+            return _equation_equiv(ea, eb)  # "y = x/3" vs "x = 3y"; "x = 5" vs "y = 5" differ
+        if any(lone):  # "x = 5" vs "5"
+            return _scalar_equiv(ea[-1], eb[-1])
+        return _undecided()
     if _structure(a) is not None or _structure(b) is not None:
         verdict = _structural_equiv(a, b)
-        if verdict is None:
-            _UNDECIDED["flag"] = True
-        return verdict is True
-    try:
-        ea, eb = _parse_latex(a), _parse_latex(b)
-    except CheckTimeout:
-        raise
-    except Exception:  # noqa: BLE001 - unparseable: not equal unless identical
-        _UNDECIDED["flag"] = True
-        return False
-    if ea == eb:
+        return _undecided() if verdict is None else verdict
+    ra, rb = _read(a), _read(b)
+    if ra is None or rb is None:
+        return _undecided()
+    if ra == rb:
         return True
     try:
-        return _simplifies_to_zero(ea - eb)
+        diff = ra - rb
+        if (ra.has(sympy.Float) or rb.has(sympy.Float)) and not diff.free_symbols:
+            # "1.4" against 7/5: a decimal's binary rounding is not a difference
+            value, scale = diff.evalf(), max(1, abs(ra.evalf()), abs(rb.evalf()))
+            if value.is_Number and scale.is_Number:
+                return bool(abs(value) <= 1e-9 * scale)
+        return _simplifies_to_zero(diff)
     except CheckTimeout:
         raise
     except Exception:  # noqa: BLE001
-        _UNDECIDED["flag"] = True
-        return False
+        return _undecided()
 
 
 def _multiset_equiv(xs: list[str], ys: list[str]) -> bool:
@@ -417,7 +487,17 @@ def corrected_check(prediction: str, gold: str, timeout: float = 5.0) -> dict:
     return out
 
 
-SCORERS = {"paper": paper_check, "corrected": corrected_check}
+def math_verify_check(prediction: str, gold: str, timeout: float = 5.0) -> dict:
+    """Math-Verify alone on the raw answers (the baseline ``corrected`` is measured against)."""
+    out = {"match": False, "note": "math-verify", "pred_norm": "", "gold_norm": ""}
+    try:
+        out["match"] = bool(_math_verify(gold, prediction, timeout))
+    except Exception as exc:  # noqa: BLE001 - a crash is a mismatch, as in the other scorers
+        out["note"] = f"math-verify:{type(exc).__name__}"
+    return out
+
+
+SCORERS = {"paper": paper_check, "corrected": corrected_check, "math-verify": math_verify_check}
 
 
 def check(scorer: str, prediction: str, gold: str, timeout: float = 5.0) -> dict:

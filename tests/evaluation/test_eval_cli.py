@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -101,11 +102,20 @@ def test_math_cli_with_an_adapter(tiny_model_dir, lora_adapter_dir, write_jsonl,
         {"problem": "What is 3+4?", "solution": "$\\boxed{7}$", "type": "Prealgebra", "level": "Level 1"},
         {"problem": "Point?", "solution": "$\\boxed{(1,2)}$", "type": "Algebra", "level": "Level 2"},
     ])
-    out, details = tmp_path / "m.csv", tmp_path / "m_d.csv"
+    out, details, samples = tmp_path / "m.csv", tmp_path / "m_d.csv", tmp_path / "samples.jsonl"
     assert math_eval.main([
-        "--model", str(tiny_model_dir), "--trained", str(lora_adapter_dir), "--problems", str(problems),
-        "--run-id", "r", "--epoch", "1", "--max-new-tokens", "8", "--batch-size", "2",
-        "--timeout", "5", "--workers", "1", "--out", str(out), "--details", str(details)]) == 0
+        "generate", "--model", str(tiny_model_dir), "--trained", str(lora_adapter_dir),
+        "--problems", str(problems), "--max-new-tokens", "8", "--batch-size", "2",
+        "--samples", str(samples)]) == 0
+    records = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert [r["idx"] for r in records] == [0, 1] and {r["extract"] for r in records} == {"last_response"}
+    for r in records:  # the whole decoded sequence; the response follows its last header
+        assert r["text"].startswith("Below is an instruction") and r["text"].endswith(r["response"])
+        assert r["response"].startswith("Let's think step by step.")
+    assert math_eval.main([
+        "score", "--samples", str(samples), "--problems", str(problems), "--run-id", "r",
+        "--epoch", "1", "--timeout", "5", "--workers", "1", "--out", str(out),
+        "--details", str(details)]) == 0
     columns, rows = read_csv(out)
     assert columns == METRIC_COLUMNS
     metrics = {(r["metric"], r["scorer"]) for r in rows}
@@ -118,11 +128,30 @@ def test_math_cli_with_an_adapter(tiny_model_dir, lora_adapter_dir, write_jsonl,
     assert_clean_outputs(tmp_path)
 
 
+def test_math_score_rejects_samples_of_other_problems(write_jsonl, tmp_path):
+    from rasa.evaluation import math as math_eval
+
+    problems = write_jsonl(tmp_path / "m.jsonl", [{"problem": "p", "solution": "\\boxed{1}"}] * 2)
+    samples = write_jsonl(tmp_path / "s.jsonl", [{"idx": 0, "response": "The answer is: 1"}])
+    with pytest.raises(ValueError, match="1 records for 2 problems"):
+        math_eval.main(["score", "--samples", str(samples), "--problems", str(problems),
+                        "--run-id", "r", "--epoch", "1", "--out", str(tmp_path / "o.csv"),
+                        "--details", str(tmp_path / "d.csv")])
+
+
+def test_math_extraction_takes_the_text_after_the_last_response_header():
+    from rasa.evaluation.math import take_response
+
+    text = "P\n\n### Response:\nLet's think. The answer is: 1\n### Response:\nThe answer is: 2"
+    assert take_response(text, "last_response") == "The answer is: 2"
+    assert take_response(text, "completion") == text
+
+
 def test_math_scoring_of_known_generations():
     from rasa.evaluation.math import accuracy_rows, score
 
-    problems = [{"idx": i, "gold": g, "type": "Algebra", "level": "1"} for i, g in
-                enumerate(["7", "(1,2)", "\\frac{1}{2}", "5"])]
+    problems = [{"idx": i, "gold": g, "gold_paper": g, "type": "Algebra", "level": "1"}
+                for i, g in enumerate(["7", "(1,2)", "\\frac{1}{2}", "5"])]
     generations = ["Let's think. The answer is: 7.", "So the point is... The answer is: (1,2).\n",
                    "The answer is: 0.5", "I do not know."]
     details, correct = score(problems, generations, workers=2, timeout=5, desc=None)

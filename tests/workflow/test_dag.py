@@ -20,8 +20,9 @@ def test_tiny_default_dry_run_lists_every_stage(repo_copy):
     tiny = yaml.safe_load((ROOT / "configs/config.yaml").read_text())
     assert counts["train"] == len(study.all_runs(tiny)) == 14
     for rule in ("build_tiny_model", "sample_data", "humanevalplus_generate", "humanevalplus",
-                 "math", "forgetting", "forgetting_base", "recon", "mechanism", "report_table1",
-                 "report_table2", "report_figure2", "report_figure7", "report_mechanism", "metrics_csv"):
+                 "math_generate", "math", "forgetting", "forgetting_base", "recon", "mechanism",
+                 "report_table1", "report_table2", "report_figure2", "report_figure7",
+                 "report_mechanism", "metrics_csv"):
         assert counts.get(rule, 0) > 0, (rule, counts)
 
 
@@ -41,7 +42,7 @@ def test_one_table_needs_only_its_jobs():
     out = snakemake("-n", "results/tables/table1.md", "--configfile", "configs/paper.yaml").stdout
     counts = job_counts(out)
     assert counts["train"] == 20  # 2 models × (VeRA + 3 ranks × LoRA, MoRA, RaSA)
-    assert "math" not in counts and "forgetting" not in counts
+    assert "math" not in counts and "math_generate" not in counts and "forgetting" not in counts
     assert "__math__" not in out
 
 

@@ -55,10 +55,9 @@ rule humanevalplus:
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
 
 
-rule math:
+rule math_generate:
     output:
-        metrics=f"{W}/eval/{{run}}/epoch-{{epoch}}/math.csv",
-        details=f"{W}/eval/{{run}}/epoch-{{epoch}}/math_details.csv",
+        samples=f"{W}/eval/{{run}}/epoch-{{epoch}}/math_samples.jsonl",
     input:
         unpack(eval_input),
         problems=benchmark_file("math"),
@@ -72,13 +71,35 @@ rule math:
     resources:
         gpu=eval_gpus,
     log:
+        f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/math_generate.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.evaluation.math generate --model {params.model} --trained {params.trained} "
+        "--problems {input.problems} --max-new-tokens {params.b[max_new_tokens]} "
+        "--batch-size {params.b[batch_size]} --extract {params.b[extract]} "
+        "--samples {output.samples} > {log} 2>&1"
+
+
+rule math:
+    output:
+        metrics=f"{W}/eval/{{run}}/epoch-{{epoch}}/math.csv",
+        details=f"{W}/eval/{{run}}/epoch-{{epoch}}/math_details.csv",
+    input:
+        samples=f"{W}/eval/{{run}}/epoch-{{epoch}}/math_samples.jsonl",
+        problems=benchmark_file("math"),
+    params:
+        b=config["benchmarks"]["math"],
+    wildcard_constraints:
+        run=alternatives(RUNS),
+        epoch=r"\d+",
+    log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/math.log",
     conda:
         ENV
     shell:
-        "python -m rasa.evaluation.math --model {params.model} --trained {params.trained} "
+        "python -m rasa.evaluation.math score --samples {input.samples} "
         "--problems {input.problems} --run-id {wildcards.run} --epoch {wildcards.epoch} "
-        "--max-new-tokens {params.b[max_new_tokens]} --batch-size {params.b[batch_size]} "
         "--timeout {params.b[timeout]} --workers {params.b[workers]} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
 
