@@ -25,7 +25,8 @@ chosen metric), plus ``benchmark=forgetting_avg, metric=accuracy``: the mean of 
 CLI::
 
     python -m rasa.evaluation.forgetting --model DIR [--trained DIR] --data-dir DIR --run-id ID \\
-        --epoch E --num-fewshot 0 --batch-size 8 [--limit N] --out metrics.csv --details docs.csv
+        --epoch E --num-fewshot 0 --batch-size 8 [--dtype bfloat16] [--device-map auto] \\
+        [--limit N] --out metrics.csv --details docs.csv
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trained", default=None, help="adapter or full fine-tune; omit for epoch 0")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
+    p.add_argument("--device-map", default=None,
+                   help="spread the model over the visible GPUs (`auto`); overrides --device")
     p.add_argument("--source", default="auto", choices=["auto", "local", "hub"],
                    help="auto: local when --data-dir is given, else hub")
     p.add_argument("--data-dir", default=None, help="folder with the local JSONL files")
@@ -139,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {**DEFAULT_METRICS, **_parse_metrics(args.metric)}
     if args.source == "auto":
         args.source = "local" if args.data_dir else "hub"
-    model = load_model(args.model, args.trained, dtype=args.dtype).to(_device(args.device))
+    model = load_model(args.model, args.trained, dtype=args.dtype, device_map=args.device_map)
+    if not args.device_map:
+        model = model.to(_device(args.device))
     scores, docs = evaluate(model, load_tokenizer(args.model), args.source, args.data_dir,
                             args.num_fewshot, args.batch_size, args.limit, metrics)
     rows = [metric_row(args.run_id, args.epoch, name, metrics[name], SCORER, value)

@@ -15,11 +15,16 @@ rule humanevalplus:
         b=config["benchmarks"]["humanevalplus"],
         max_length=humaneval_max_length,
         seed=config["seed"],
+        dtype=eval_dtype,
+        engine=engine_flags("humanevalplus"),
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
     resources:
-        gpu=eval_gpus,
+        gpu=gen_gpus("humanevalplus"),
+        cpus_per_task=generate_and_score("humanevalplus", "cpus"),
+        mem_mb=generate_and_score("humanevalplus", "mem_mb"),
+        runtime=generate_and_score("humanevalplus", "runtime"),
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/humanevalplus.log",
     conda:
@@ -30,7 +35,7 @@ rule humanevalplus:
         "--n-samples {params.b[n_samples]} --temperature {params.b[temperature]} "
         "--top-p {params.b[top_p]} --max-new-tokens {params.b[max_new_tokens]} "
         "--batch-size {params.b[batch_size]} --seed {params.seed} --timeout {params.b[timeout]} "
-        "--workers {params.b[workers]} {params.max_length} --backend hf "
+        "--workers {resources.cpus_per_task} {params.max_length} --dtype {params.dtype} {params.engine} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
 
 
@@ -45,11 +50,16 @@ rule math:
         model=eval_model_dir,
         trained=eval_weights,
         b=config["benchmarks"]["math"],
+        dtype=eval_dtype,
+        engine=engine_flags("math"),
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
     resources:
-        gpu=eval_gpus,
+        gpu=gen_gpus("math"),
+        cpus_per_task=generate_and_score("math", "cpus"),
+        mem_mb=generate_and_score("math", "mem_mb"),
+        runtime=generate_and_score("math", "runtime"),
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/math.log",
     conda:
@@ -58,8 +68,8 @@ rule math:
         "python -m rasa.evaluation.math --model {params.model} --trained {params.trained} "
         "--problems {input.problems} --run-id {wildcards.run} --epoch {wildcards.epoch} "
         "--max-new-tokens {params.b[max_new_tokens]} --batch-size {params.b[batch_size]} "
-        "--timeout {params.b[timeout]} --workers {params.b[workers]} "
-        "--out {output.metrics} --details {output.details} > {log} 2>&1"
+        "--timeout {params.b[timeout]} --workers {resources.cpus_per_task} "
+        "--dtype {params.dtype} {params.engine} --out {output.metrics} --details {output.details} > {log} 2>&1"
 
 
 rule forgetting:
@@ -68,23 +78,29 @@ rule forgetting:
         details=f"{W}/eval/{{run}}/epoch-{{epoch}}/forgetting_details.csv",
     input:
         unpack(eval_input),
+        data=forgetting_data,
     params:
         model=eval_model_dir,
         trained=eval_weights,
         b=config["benchmarks"]["forgetting"],
-        data=forgetting_data_flag,
+        data=FORGETTING_DIR,
+        dtype=eval_dtype,
+        device_map=device_map_flag,
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
     resources:
-        gpu=eval_gpus,
+        gpu=gen_gpus("forgetting"),
+        cpus_per_task=gen_cpus("forgetting"),
+        mem_mb=gen_mem_mb("forgetting"),
+        runtime=gen_runtime("forgetting"),
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/forgetting.log",
     conda:
         ENV
     shell:
         "python -m rasa.evaluation.forgetting --model {params.model} --trained {params.trained} "
-        "{params.data} --run-id {wildcards.run} --epoch {wildcards.epoch} "
+        "--data-dir {params.data} --dtype {params.dtype} {params.device_map} --run-id {wildcards.run} --epoch {wildcards.epoch} "
         "--num-fewshot {params.b[num_fewshot]} --batch-size {params.b[batch_size]} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
 
@@ -94,21 +110,27 @@ rule forgetting_base:
         metrics=f"{W}/eval/{{model}}__base/epoch-0/forgetting.csv",
         details=f"{W}/eval/{{model}}__base/epoch-0/forgetting_details.csv",
     input:
-        base_eval_input,
+        base=base_eval_input,
+        data=forgetting_data,
     params:
         model=base_model_dir,
         b=config["benchmarks"]["forgetting"],
-        data=forgetting_data_flag,
+        data=FORGETTING_DIR,
+        dtype=eval_dtype,
+        device_map=device_map_flag,
     wildcard_constraints:
         model=alternatives(list(MODELS)),
     resources:
-        gpu=eval_gpus,
+        gpu=gen_gpus("forgetting"),
+        cpus_per_task=gen_cpus("forgetting"),
+        mem_mb=gen_mem_mb("forgetting"),
+        runtime=gen_runtime("forgetting"),
     log:
         f"{W}/logs/eval/{{model}}__base/forgetting.log",
     conda:
         ENV
     shell:
         "python -m rasa.evaluation.forgetting --model {params.model} "
-        "{params.data} --run-id {wildcards.model}__base --epoch 0 "
+        "--data-dir {params.data} --dtype {params.dtype} {params.device_map} --run-id {wildcards.model}__base --epoch 0 "
         "--num-fewshot {params.b[num_fewshot]} --batch-size {params.b[batch_size]} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
