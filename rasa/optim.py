@@ -14,9 +14,15 @@ from transformers import Trainer
 class LionTrainer(Trainer):
     """A Trainer whose optimizer is decoupled LionW over every trainable parameter.
 
-    Under DeepSpeed the Trainer hands this optimizer to the engine as a client optimizer; the
-    DeepSpeed configs in ``configs/deepspeed/`` set ``zero_force_ds_cpu_optimizer: false`` so that
-    ZeRO-Offload keeps it instead of silently swapping in DeepSpeedCPUAdam.
+    Under DeepSpeed with an ``optimizer`` block (``configs/deepspeed/``: ``"type": "Lion"``) this
+    optimizer is not built: DeepSpeed steps with its own Lion, ``DeepSpeedCPULion`` on offloaded
+    state (vectorised C++ over all the job's CPUs; ``lion_pytorch`` on the host ran one thread per
+    rank) or ``FusedLion`` on GPUs. Same update for weight decay 0, the paper's setting (DeepSpeed
+    decays by lr·wd, the authors by (lr_t/lr_0)·wd), with one difference: where β1·m + (1−β1)·g
+    is exactly 0, DeepSpeed's CPU kernel steps by −lr (−copysign(lr, +0)) and ``torch.sign``
+    by 0 — an embedding row no token of the batch touched (FFT), or LoRA's A in the first step
+    while B = 0. The manifest's optimizer chain records which class stepped. Without such a block DeepSpeed would take this optimizer as a client optimizer
+    and, under ZeRO-Offload, refuse it or swap in its CPU Adam.
     """
 
     def __init__(self, *args, lion_betas=(0.9, 0.95), **kwargs):
