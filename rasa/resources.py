@@ -219,10 +219,11 @@ def generate_and_score(config: dict, generation: Job, scoring: Job) -> Job:
 
 def recon_job(config: dict, model: str) -> Job:
     """Figures 2-3: weight updates stacked per module type in float64 (Llama-3.1-8B's MLP stack
-    alone is 15 GB); we ask for the whole model in float64 besides the process."""
+    alone is 15 GB); we ask for the whole model in float64 besides the process, and a GPU's
+    share of CPUs (``cpus_per_gpu``) for the multi-threaded SVDs and solves."""
     r = _res(config)
     gb = r["gb_per_process"] + params(config, model) * 8 / 1e9
-    return Job(mem_mb=_mb(config, gb, f"recon on {model}"),
+    return Job(cpus=r["cpus_per_gpu"], mem_mb=_mb(config, gb, f"recon on {model}"),
                runtime=_minutes(config, r["minutes"]["recon"]))
 
 

@@ -134,11 +134,3 @@ def test_hub_models_need_their_size(paper):
     del broken["models"]["llama-3.1-8b"]["params_b"]
     with pytest.raises(ValueError, match="models.llama-3.1-8b.params_b"):
         resources.params(broken, "llama-3.1-8b")
-
-
-@pytest.mark.parametrize("name", ["zero2", "zero3"])
-def test_deepspeed_steps_with_its_own_lion_at_the_configs_betas(paper, name):
-    ds = json.loads((ROOT / "configs" / "deepspeed" / f"{name}.json").read_text())
-    assert ds["optimizer"]["type"] == "Lion"
-    assert ds["optimizer"]["params"]["betas"] == paper["training"]["lion_betas"]
-    assert ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"

@@ -15,6 +15,7 @@ rule recon:
         ranks=",".join(map(str, config["study"]["recon"]["ranks"])),
         ks=",".join(map(str, config["study"]["recon"]["ks"])),
     resources:
+        cpus_per_task=sizing.recon_job(config, RECON["model"]).cpus,
         mem_mb=sizing.recon_job(config, RECON["model"]).mem_mb,
         runtime=sizing.recon_job(config, RECON["model"]).runtime,
     log:
