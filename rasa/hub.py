@@ -56,7 +56,9 @@ def isolate_hub_access(environ, hf_home: str | None, offline: bool) -> str | Non
 
 def fetch_with_token(args: list, log: str, token: str | None) -> None:
     """``python -m rasa.hub ARGS`` with the token in its environment alone, output to ``log``."""
-    env = dict(os.environ, **({"HF_TOKEN": token} if token else {}))
+    env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+    if token:
+        env["HF_TOKEN"] = token
     with open(log, "w") as fh:
         subprocess.run([sys.executable, "-m", "rasa.hub", *map(str, args)], env=env, stdout=fh,
                        stderr=subprocess.STDOUT, check=True)
