@@ -6,11 +6,12 @@ adapters work unmerged, exactly as in training. ``--trained`` omitted = the base
 
 Task sources (one code path, a name switch):
 
-``--source local`` (the default when ``--data-dir`` is given; the tiny offline pipeline)
+``--source local`` (the default when ``--data-dir`` is given; the workflow at every scale)
     the task YAMLs in ``rasa/evaluation/tasks/`` (mirrors of lm-eval's built-in tasks over
     ``dataset_path: json``); their ``data_files`` point at ``--data-dir``/{hellaswag,winogrande,
-    arc_challenge}.jsonl.
-``--source hub`` (the default without ``--data-dir``; the cluster)
+    arc_challenge}.jsonl: the fixtures in the tiny default, the hub datasets at pinned revisions
+    (``python -m rasa.hub forgetting``, on the submit host) on a cluster, whose nodes stay offline.
+``--source hub`` (the default without ``--data-dir``; a machine online)
     lm-eval's built-in ``hellaswag``, ``winogrande`` (winogrande_xl), ``arc_challenge``.
 
 Choice (the paper states neither shots nor metric; see the README): 0-shot (lm-eval's default
