@@ -136,6 +136,7 @@ FORGETTING_DATASETS = {
 
 def fetch_forgetting(revisions: dict[str, str], out: str) -> None:
     import datasets
+    from huggingface_hub import HfApi
 
     missing = sorted(set(FORGETTING_DATASETS) - set(revisions))
     if missing:
@@ -145,8 +146,10 @@ def fetch_forgetting(revisions: dict[str, str], out: str) -> None:
     for task, (repo, name, split) in FORGETTING_DATASETS.items():
         rows = datasets.load_dataset(repo, name, split=split, revision=revisions[task])
         write_jsonl(rows, str(folder / f"{task}.jsonl"))
+    api = HfApi()  # the commit each revision resolved to, so that `main` is pinned after the fact
     record_source(folder, **{task: {"repo": repo, "config": name, "split": split,
-                                    "revision": revisions[task]}
+                                    "revision": revisions[task],
+                                    "commit": api.dataset_info(repo, revision=revisions[task]).sha}
                              for task, (repo, name, split) in FORGETTING_DATASETS.items()})
 
 
