@@ -134,3 +134,11 @@ def test_hub_models_need_their_size(paper):
     del broken["models"]["llama-3.1-8b"]["params_b"]
     with pytest.raises(ValueError, match="models.llama-3.1-8b.params_b"):
         resources.params(broken, "llama-3.1-8b")
+
+
+def test_a_models_own_train_hours_stand_in_where_the_paper_has_none(paper):
+    config = json.loads(json.dumps(paper))
+    config["models"]["mixtral-8x7b"]["train_hours"] = 30
+    spec = RunSpec("mixtral-8x7b", "math", "rasa", 4, 1, 1.0, 2)
+    assert resources.paper_hours(config, spec) == (30 * 2 / 8, "train_hours")
+    assert resources.train_job(config, spec, None).runtime == round(30 * 2 / 8 * 60 * 1.5)
