@@ -1,10 +1,9 @@
 # Run ids, grid expansion and input functions. The grid itself lives in the config and is
 # expanded by rasa.study, which the report uses too; nothing here re-derives it.
 import json
+import os
 import re
 from pathlib import Path
-
-import os
 
 from rasa import hub, study
 from rasa import resources as sizing
