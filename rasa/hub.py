@@ -38,7 +38,7 @@ MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediat
 
 
 #: What a compute job sees instead of the hub: offline switches for every library we use.
-OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
 def isolate_hub_access(environ, hf_home: str | None, offline: bool) -> str | None:
