@@ -31,5 +31,6 @@ include: "workflow/rules/report.smk"
 
 rule all:
     default_target: True
+    localrule: True
     input:
         report_targets(),

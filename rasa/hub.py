@@ -5,6 +5,12 @@
 - ``benchmark``: a test set written as JSON Lines in the schema the evaluation reads:
   ``humanevalplus`` (evalplus's HumanEval+ release, pinned version) or ``math`` (the 5,000
   MATH test problems, the seven subject configs of ``EleutherAI/hendrycks_math``).
+- ``forgetting``: the datasets of lm-eval's ``hellaswag``, ``winogrande`` (``winogrande_xl``) and
+  ``arc_challenge`` tasks, the splits those tasks score, as ``<task>.jsonl`` in one folder: the
+  files ``rasa.evaluation.forgetting --data-dir`` reads (the same task definitions as lm-eval's),
+  so that compute nodes never reach the hub.
+
+These run on the submit host (the workflow's download rules are local); compute jobs run offline.
 
 The token comes from the environment (``HF_TOKEN``). A gated model without a token fails at
 once with a message saying what to set, before any download starts. Every output records its
@@ -15,6 +21,7 @@ CLI::
     python -m rasa.hub model --repo meta-llama/Llama-3.1-8B --revision <sha> [--gated] --out DIR
     python -m rasa.hub dataset --repo meta-math/MetaMathQA --revision <sha> --out DIR
     python -m rasa.hub benchmark --name math --revision <sha> --out FILE.jsonl
+    python -m rasa.hub forgetting --revisions hellaswag=<sha> winogrande=<sha> arc_challenge=<sha> --out DIR
 """
 
 from __future__ import annotations
@@ -22,10 +29,39 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                  "number_theory", "prealgebra", "precalculus")
+
+
+#: What a compute job sees instead of the hub: offline switches for every library we use.
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def isolate_hub_access(environ, hf_home: str | None, offline: bool) -> str | None:
+    """Prepare a workflow process's environment (which Slurm jobs inherit: ``--export=ALL``):
+    take the token out (returned, for :func:`fetch_with_token` on the submit host), point
+    ``HF_HOME`` at the shared cache when one is configured, and in a compute job switch the hub
+    off (``offline``)."""
+    token = environ.pop("HF_TOKEN", None)
+    if hf_home:
+        environ["HF_HOME"] = hf_home
+    if offline:
+        environ.update(OFFLINE)
+    return token
+
+
+def fetch_with_token(args: list, log: str, token: str | None) -> None:
+    """``python -m rasa.hub ARGS`` with the token in its environment alone, output to ``log``."""
+    env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+    if token:
+        env["HF_TOKEN"] = token
+    with open(log, "w") as fh:
+        subprocess.run([sys.executable, "-m", "rasa.hub", *map(str, args)], env=env, stdout=fh,
+                       stderr=subprocess.STDOUT, check=True)
 
 
 def require_token(repo: str) -> str:
@@ -90,6 +126,44 @@ def fetch_benchmark(name: str, revision: str, out: str) -> None:
         raise SystemExit(f"unknown benchmark {name!r}: humanevalplus or math")
 
 
+#: task -> (hub dataset, config, split): what lm-eval 0.4.13's task of that name loads and scores.
+FORGETTING_DATASETS = {
+    "hellaswag": ("Rowan/hellaswag", None, "validation"),
+    "winogrande": ("allenai/winogrande", "winogrande_xl", "validation"),
+    "arc_challenge": ("allenai/ai2_arc", "ARC-Challenge", "test"),
+}
+
+
+def fetch_forgetting(revisions: dict[str, str], out: str) -> None:
+    import datasets
+    from huggingface_hub import HfApi
+
+    missing = sorted(set(FORGETTING_DATASETS) - set(revisions))
+    if missing:
+        raise SystemExit(f"--revisions: no revision for {missing} (give TASK=REVISION for each)")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for task, (repo, name, split) in FORGETTING_DATASETS.items():
+        rows = datasets.load_dataset(repo, name, split=split, revision=revisions[task])
+        write_jsonl(rows, str(folder / f"{task}.jsonl"))
+    api = HfApi()  # the commit each revision resolved to, so that `main` is pinned after the fact
+    record_source(folder, **{task: {"repo": repo, "config": name, "split": split,
+                                    "revision": revisions[task],
+                                    "commit": api.dataset_info(repo, revision=revisions[task]).sha}
+                             for task, (repo, name, split) in FORGETTING_DATASETS.items()})
+
+
+def _revision_pairs(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        task, sep, revision = pair.partition("=")
+        if not sep or task not in FORGETTING_DATASETS or not revision:
+            raise SystemExit(f"--revisions: expected TASK=REVISION with TASK in "
+                             f"{sorted(FORGETTING_DATASETS)}, got {pair!r}")
+        out[task] = revision
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="kind", required=True)
@@ -102,12 +176,17 @@ def main(argv=None):
     bench.add_argument("--name", required=True)
     for p in (model, dataset, bench):
         p.add_argument("--revision", required=True)
+    forgetting = sub.add_parser("forgetting")
+    forgetting.add_argument("--revisions", nargs="+", required=True, metavar="TASK=REVISION")
+    for p in (model, dataset, bench, forgetting):
         p.add_argument("--out", required=True)
     a = parser.parse_args(argv)
     if a.kind == "model":
         fetch_model(a.repo, a.revision, a.out, a.gated)
     elif a.kind == "dataset":
         fetch_dataset(a.repo, a.revision, a.out)
+    elif a.kind == "forgetting":
+        fetch_forgetting(_revision_pairs(a.revisions), a.out)
     else:
         fetch_benchmark(a.name, a.revision, a.out)
 

@@ -30,17 +30,21 @@ def load_tokenizer(model_dir: str, revision: str | None = None):
 
 
 def load_model(model_dir: str, trained: str | None = None, dtype: str = "float32",
-               revision: str | None = None, merge: bool = False):
+               revision: str | None = None, merge: bool = False, device_map: str | None = None):
     """The base model, optionally with a trained artefact on top, in eval mode.
 
     ``trained`` is an adapter folder (loaded with ``PeftModel.from_pretrained``; RaSA and MoRA are
     registered with PEFT by importing :mod:`rasa.adapters`) or a full fine-tuned model folder.
     ``merge=True`` folds an adapter into the weights (``merge_and_unload``), as vLLM needs.
+    ``device_map`` (e.g. ``auto``) places the layers over the visible GPUs while loading (a model
+    larger than one GPU); without it the model is loaded on the CPU.
     """
     torch_dtype = DTYPES[dtype]
     if trained and not is_adapter_dir(trained):
-        return AutoModelForCausalLM.from_pretrained(trained, dtype=torch_dtype).eval()
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, revision=revision)
+        return AutoModelForCausalLM.from_pretrained(trained, dtype=torch_dtype,
+                                                    device_map=device_map).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, revision=revision,
+                                                 device_map=device_map)
     if trained:
         import rasa.adapters  # noqa: F401  (registers RaSA and MoRA with PEFT)
         from peft import PeftModel

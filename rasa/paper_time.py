@@ -1,34 +1,32 @@
-"""The paper's training times (the Time column of Tables 1–2), looked up by model, task, method and rank.
+"""The paper's training times (the Time columns of Tables 1–2), looked up by run.
 
-The paper reports wall-clock hours of one training run (8 epochs on the full training set) on
-1 node × 8 A100-40G. Only the 7–8B models on the tables' methods and ranks have a time; anything
-else (full fine-tuning, r = 4, the 70B and MoE models) returns ``None``.
+Tables 1–2 give the wall-clock hours of each 8-epoch run on the full training set on one node of
+8 × A100-40G, for Llama-3.1-8B and Mistral-0.3-7B and every adapter method and rank. They give no
+time for full fine-tuning, for rank 4 (Figure 6), or for Llama-3.1-70B and Mixtral-8x7B: those
+lookups answer ``None`` and the caller decides (see :mod:`rasa.resources`).
 """
 
 from __future__ import annotations
 
-from rasa.report.reference import paper_rows
+from rasa.report.reference import paper_value
+from rasa.report.study import METHOD_NAMES
+
+#: Which table holds a task's times (our task names and the paper's task column both work).
+TASK_TABLES = {"code": "table1", "code_humanevalplus": "table1",
+               "math": "table2", "math_MATH": "table2"}
+METRIC = "train_time_h"
 
 
 def train_hours(paper_model: str, task: str, method: str, r: int) -> float | None:
-    """Hours the paper reports for training ``method`` at rank ``r`` on ``task``, or ``None``.
+    """Hours the paper reports for one run (8 epochs, full data, 1 × 8 A100-40G), or ``None``.
 
-    ``paper_model`` is the paper's spelling (``Llama-3.1-8B``, ``Mistral-0.3-7B``: a model's
-    ``paper_name`` in the config); ``task`` the config's task (``code``, ``math``); ``method`` the
-    method's name in :mod:`rasa.methods` (``lora``; any case); ``r`` the rank (VeRA: 1024).
+    ``paper_model`` is the paper's model name (``Llama-3.1-8B``, ``Mistral-0.3-7B``: a config
+    model's ``paper_name``); ``task`` is ``code`` or ``math`` (or the paper's ``code_humanevalplus``,
+    ``math_MATH``); ``method`` our name (``lora``) or the paper's (``LoRA``); ``r`` the rank as the
+    paper prints it (VeRA: 1024).
     """
-    rows = _time_rows(paper_model)
-    rows = rows[rows["task"].str.startswith(f"{task}_") & (rows["method"].str.lower() == method.lower())
-                & (rows["rank"] == str(r))]
-    if rows.empty:
-        return None
-    if len(rows) > 1:
-        raise ValueError(f"paper_numbers.csv: several train_time_h rows for {paper_model} {task} {method} r={r}")
-    return float(rows["number"].iloc[0])
-
-
-def _time_rows(paper_model: str):
-    """Every train_time_h row of one model, from both tables."""
-    import pandas as pd
-
-    return pd.concat([paper_rows(t, model=paper_model, metric="train_time_h") for t in ("table1", "table2")])
+    if task not in TASK_TABLES:
+        raise ValueError(f"unknown task {task!r}: one of {sorted(TASK_TABLES)}")
+    name = METHOD_NAMES.get(method.lower(), method)
+    value = paper_value(TASK_TABLES[task], paper_model, name, str(r), METRIC)
+    return value if isinstance(value, float) else None

@@ -6,11 +6,12 @@ adapters work unmerged, exactly as in training. ``--trained`` omitted = the base
 
 Task sources (one code path, a name switch):
 
-``--source local`` (the default when ``--data-dir`` is given; the tiny offline pipeline)
+``--source local`` (the default when ``--data-dir`` is given; the workflow at every scale)
     the task YAMLs in ``rasa/evaluation/tasks/`` (mirrors of lm-eval's built-in tasks over
     ``dataset_path: json``); their ``data_files`` point at ``--data-dir``/{hellaswag,winogrande,
-    arc_challenge}.jsonl.
-``--source hub`` (the default without ``--data-dir``; the cluster)
+    arc_challenge}.jsonl: the fixtures in the tiny default, the hub datasets at pinned revisions
+    (``python -m rasa.hub forgetting``, on the submit host) on a cluster, whose nodes stay offline.
+``--source hub`` (the default without ``--data-dir``; a machine online)
     lm-eval's built-in ``hellaswag``, ``winogrande`` (winogrande_xl), ``arc_challenge``.
 
 Choice (the paper states neither shots nor metric; see the README): 0-shot (lm-eval's default
@@ -25,7 +26,8 @@ chosen metric), plus ``benchmark=forgetting_avg, metric=accuracy``: the mean of 
 CLI::
 
     python -m rasa.evaluation.forgetting --model DIR [--trained DIR] --data-dir DIR --run-id ID \\
-        --epoch E --num-fewshot 0 --batch-size 8 [--limit N] --out metrics.csv --details docs.csv
+        --epoch E --num-fewshot 0 --batch-size 8 [--dtype bfloat16] [--device-map auto] \\
+        [--limit N] --out metrics.csv --details docs.csv
 """
 
 from __future__ import annotations
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trained", default=None, help="adapter or full fine-tune; omit for epoch 0")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
+    p.add_argument("--device-map", default=None,
+                   help="spread the model over the visible GPUs (`auto`); overrides --device")
     p.add_argument("--source", default="auto", choices=["auto", "local", "hub"],
                    help="auto: local when --data-dir is given, else hub")
     p.add_argument("--data-dir", default=None, help="folder with the local JSONL files")
@@ -152,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.source == "auto":
         args.source = "local" if args.data_dir else "hub"
     check_fewshot(args.source, args.num_fewshot)
-    model = load_model(args.model, args.trained, dtype=args.dtype).to(_device(args.device))
+    model = load_model(args.model, args.trained, dtype=args.dtype, device_map=args.device_map)
+    if not args.device_map:
+        model = model.to(_device(args.device))
     scores, docs = evaluate(model, load_tokenizer(args.model), args.source, args.data_dir,
                             args.num_fewshot, args.batch_size, args.limit, metrics)
     rows = [metric_row(args.run_id, args.epoch, name, metrics[name], SCORER, value)

@@ -56,13 +56,15 @@ def truncate_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> str:
 class HFEngine:
     name = "hf"
 
-    def __init__(self, model, tokenizer, device: str = "cpu"):
-        self.model = model.to(device)
+    def __init__(self, model, tokenizer, device: str | None = "cpu"):
+        """``device=None``: the model is already placed (``device_map`` over several GPUs);
+        inputs go to the device of its first layers."""
+        self.model = model.to(device) if device is not None else model
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.device = device
+        self.device = device if device is not None else model.device
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id
@@ -173,6 +175,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--merge", action="store_true", help="hf backend: merge the adapter into the weights")
     g.add_argument("--backend", default="hf", choices=["hf", "vllm"])
     g.add_argument("--device", default="auto", help="hf backend: cpu, cuda, cuda:1, ... (auto: cuda if available)")
+    g.add_argument("--device-map", default=None,
+                   help="hf backend: spread the model over the visible GPUs while loading (`auto`; "
+                        "for models larger than one GPU, e.g. 70B, Mixtral); overrides --device")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (bigcode default 0)")
     g.add_argument("--tensor-parallel", type=int, default=1, help="vllm backend: GPUs per model")
 
@@ -191,8 +196,10 @@ def engine_from_args(args: argparse.Namespace):
                           tensor_parallel=args.tensor_parallel)
     from rasa.modeling import load_model, load_tokenizer
 
-    model = load_model(args.model, args.trained, dtype=args.dtype, merge=args.merge)
-    engine = HFEngine(model, load_tokenizer(args.model), device=_device(args.device))
+    model = load_model(args.model, args.trained, dtype=args.dtype, merge=args.merge,
+                       device_map=args.device_map)
+    device = None if args.device_map else _device(args.device)
+    engine = HFEngine(model, load_tokenizer(args.model), device=device)
     if args.merge and args.trained:
         engine.name = "hf-merged"
     return engine

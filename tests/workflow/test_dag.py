@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from rasa import study
@@ -73,15 +74,63 @@ def test_zero_fraction_is_rejected_naming_the_field(tmp_path):
     assert "fractions" in proc.stderr + proc.stdout
 
 
-def test_slurm_profile_asks_8_nodes_for_70b_and_mixtral_and_one_node_of_8_gpus_otherwise():
-    out = snakemake("-n", "--profile", "slurm", "all", "--configfile", "configs/paper.yaml").stdout
-    jobs = out.split("\nrule ")
-    trains = [j for j in jobs if j.startswith("train:")]
+def _profile_jobs(configfile: str) -> list[str]:
+    out = snakemake("-n", "-p", "--profile", "slurm", "all", "--configfile", configfile).stdout
+    return out.split("\nrule ")[1:]
+
+
+@pytest.fixture(scope="module")
+def paper_jobs() -> list[str]:
+    """The paper's jobs as the Slurm profile would submit them (one dry run for several tests)."""
+    return _profile_jobs("configs/paper.yaml")
+
+
+def _resources(job: str) -> dict[str, str]:
+    line = next(line for line in job.splitlines() if "resources:" in line)
+    return dict(item.split("=", 1) for item in line.split("resources:")[1].strip().split(", "))
+
+
+def test_slurm_profile_asks_8_nodes_for_70b_and_mixtral_and_one_node_of_8_gpus_otherwise(paper_jobs):
+    trains = [j for j in paper_jobs if j.startswith("train:")]
     assert len(trains) == 72
     for job in trains:
-        resources = next(line for line in job.splitlines() if "resources:" in line)
+        res = _resources(job)
         if "llama-3.1-70b__" in job or "mixtral-8x7b__" in job:
-            assert "nodes=8" in resources and "gres=gpu:8" in resources, resources
+            assert res["nodes"] == "8" and res["gres"] == "gpu:8", res
+            assert res["runtime"] == "2880", res  # no Time in the paper: the partition's limit
         else:
-            assert "nodes=1" in resources and "gpu=8" in resources, resources
-        assert "--signal=B:TERM@600" in resources
+            assert res["nodes"] == "1" and res["gpu"] == "8", res
+        assert "--signal" in res["slurm_extra"]
+        if "llama-3.1-8b__code__lora-r8__f100__e8" in job:
+            assert res["runtime"] == str(round(9.6 * 60 * 1.5)), res  # Table 1's 9.6 h × margin
+
+
+def test_paper_evaluations_run_in_bfloat16_on_enough_gpus_with_one_cpu_per_scoring_worker(paper_jobs):
+    gpus = {"llama-3.1-8b": "1", "mistral-7b-v0.3": "1", "mixtral-8x7b": "4", "llama-3.1-70b": "8"}
+    seen = set()
+    for job in paper_jobs:
+        rule = job.split(":", 1)[0]
+        if rule not in ("humanevalplus_generate", "math_generate", "forgetting", "forgetting_base",
+                        "humanevalplus", "math"):
+            continue
+        res, command = _resources(job), job.split("python -m ", 1)[1]
+        model = next(m for m in gpus if f"{m}__" in job)
+        seen.add((rule, model))
+        if rule in ("humanevalplus", "math"):  # scoring: CPUs only, one worker per CPU
+            assert res.get("gpu", "0") == "0", (rule, model, res)
+            assert f"--workers {res['cpus_per_task']} " in command
+            continue
+        assert res["gpu"] == gpus[model], (rule, model, res)
+        assert "--dtype bfloat16" in command
+        assert ("--device-map auto" in command) == (gpus[model] != "1"), command
+    for rule in ("math_generate", "math"):
+        assert (rule, "llama-3.1-70b") in seen and (rule, "mixtral-8x7b") in seen
+
+
+@pytest.mark.slow
+def test_tiny_study_asks_a_few_gb_and_no_gpu_of_slurm():
+    for job in _profile_jobs("configs/config.yaml"):
+        res = _resources(job)
+        if res.get("mem_mb", "<TBD>") != "<TBD>":
+            assert int(res["mem_mb"]) <= 4 * 1024, (job.split(":")[0], res)
+        assert res.get("gpu", "0") == "0" and res.get("nodes", "1") == "1", res

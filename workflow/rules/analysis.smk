@@ -14,6 +14,10 @@ rule recon:
         s=config["study"]["recon"],
         ranks=",".join(map(str, config["study"]["recon"]["ranks"])),
         ks=",".join(map(str, config["study"]["recon"]["ks"])),
+    resources:
+        cpus_per_task=sizing.recon_job(config, RECON["model"]).cpus,
+        mem_mb=sizing.recon_job(config, RECON["model"]).mem_mb,
+        runtime=sizing.recon_job(config, RECON["model"]).runtime,
     log:
         f"{W}/logs/analysis/recon.log",
     conda:
@@ -34,6 +38,9 @@ rule mechanism:
     params:
         s=config["study"]["mechanism"],
         seed=config["seed"],
+    resources:
+        mem_mb=sizing.cpu_job(config, config["study"]["mechanism"]["model"], "mechanism").mem_mb,
+        runtime=sizing.cpu_job(config, config["study"]["mechanism"]["model"], "mechanism").runtime,
     log:
         f"{W}/logs/analysis/mechanism.log",
     conda:

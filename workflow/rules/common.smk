@@ -1,10 +1,12 @@
 # Run ids, grid expansion and input functions. The grid itself lives in the config and is
 # expanded by rasa.study, which the report uses too; nothing here re-derives it.
 import json
+import os
 import re
 from pathlib import Path
 
-from rasa import study
+from rasa import hub, study
+from rasa import resources as sizing
 from rasa.report import TARGETS
 from rasa.runs import parse_run_id, run_id
 
@@ -16,6 +18,16 @@ HUB_MODELS = [m for m, s in MODELS.items() if s["source"] == "hub"]
 RUNS = [run_id(s) for s in study.all_runs(config)]
 EVALUATIONS = study.all_evaluations(config)
 ENV = "../../envs/cluster.yaml"
+
+# Only the submit host reaches the hub. The download rules run there (localrules) and alone see
+# the token: it is taken out of this process's environment, which Slurm jobs inherit. Compute
+# jobs (remote executions) run with the hub switched off and the configured shared HF_HOME.
+HF_TOKEN = hub.isolate_hub_access(os.environ, config["resources"].get("hf_home"),
+                                  offline=workflow.remote_exec)
+
+
+def hub_fetch(args, log):
+    hub.fetch_with_token(args, log, HF_TOKEN)
 
 
 def alternatives(names):
@@ -44,7 +56,7 @@ def hub_revision(wildcards):
 
 
 def hub_gated_flag(wildcards):
-    return "--gated" if MODELS[wildcards.model].get("gated") else ""
+    return ["--gated"] if MODELS[wildcards.model].get("gated") else []
 
 
 def dataset_path(wildcards):
@@ -52,7 +64,7 @@ def dataset_path(wildcards):
 
 
 def dataset_revision(wildcards):
-    return f"--revision {config['datasets'][wildcards.dataset].get('revision', 'main')}"
+    return config["datasets"][wildcards.dataset].get("revision", "main")
 
 
 def dataset_fields(wildcards):
@@ -199,22 +211,99 @@ def gres_of_run(wildcards):
     return ""
 
 
-def eval_gpus(wildcards):
-    """One GPU per evaluation job where the model trains on GPUs; none in a CPU-only study."""
-    model = getattr(wildcards, "model", None) or model_of_run(wildcards)
-    return 1 if MODELS[model].get("gpus_per_node", 0) else 0
-
-
 def cpus_of_run(wildcards):
-    return max(1, procs_per_node(wildcards))
+    """CPUs per node of a training job (one task per node)."""
+    return _train_job(wildcards).cpus
 
 
 def train_mem_mb(wildcards):
-    return MODELS[model_of_run(wildcards)].get("mem_gb_per_node", 8) * 1024
+    """Host memory per node of a training job."""
+    return _train_job(wildcards).mem_mb
 
 
 def train_minutes(wildcards):
-    return int(MODELS[model_of_run(wildcards)].get("train_hours", 1) * 60)
+    """The paper's hours for the run × the margin, capped by the partition's limit."""
+    return _train_job(wildcards).runtime
+
+
+def _train_job(wildcards):
+    spec = parse_run_id(wildcards.run)
+    model = MODELS[spec.model]
+    return sizing.train_job(config, spec, model.get("deepspeed", config["training"].get("deepspeed")))
+
+
+# Resources of evaluation jobs (rasa.resources). Each factory takes the benchmark (humanevalplus,
+# math, forgetting) and returns the function a rule's `resources:` entry calls.
+def _eval_model(wildcards):
+    return getattr(wildcards, "model", None) or model_of_run(wildcards)
+
+
+def _generation(benchmark, field):
+    def get(wildcards):
+        return getattr(sizing.generation_job(config, _eval_model(wildcards), benchmark), field)
+
+    return get
+
+
+def gen_gpus(benchmark):
+    """GPUs holding the model (several for 70B and Mixtral; none in a CPU study)."""
+    return _generation(benchmark, "gpus")
+
+
+def gen_cpus(benchmark):
+    return _generation(benchmark, "cpus")
+
+
+def gen_mem_mb(benchmark):
+    return _generation(benchmark, "mem_mb")
+
+
+def gen_runtime(benchmark):
+    return _generation(benchmark, "runtime")
+
+
+def score_cpus(benchmark):
+    """CPUs of a scoring job: its workers (benchmarks.<name>.workers)."""
+    return sizing.scoring_job(config, benchmark).cpus
+
+
+def score_mem_mb(benchmark):
+    return sizing.scoring_job(config, benchmark).mem_mb
+
+
+def score_runtime(benchmark):
+    return sizing.scoring_job(config, benchmark).runtime
+
+
+def eval_dtype(wildcards):
+    """Evaluation runs in the model's precision (bfloat16 at the paper's scale)."""
+    return sizing.model_dtype(config, _eval_model(wildcards))
+
+
+def engine_flags(benchmark):
+    """Generation engine and placement: hf on one device or spread over the job's GPUs with
+    ``--device-map auto``; vllm tensor-parallel over them."""
+
+    def flags(wildcards):
+        gpus = _generation(benchmark, "gpus")(wildcards)
+        backend = config["benchmarks"][benchmark].get("backend", "hf")
+        if backend == "vllm":
+            return f"--backend vllm --tensor-parallel {max(gpus, 1)}"
+        return "--backend hf --device-map auto" if gpus > 1 else "--backend hf"
+
+    return flags
+
+
+def device_map_flag(wildcards):
+    """Forgetting on several GPUs: the layers spread over them."""
+    return "--device-map auto" if _generation("forgetting", "gpus")(wildcards) > 1 else ""
+
+
+def build_resource(field):
+    def get(wildcards):
+        return getattr(sizing.cpu_job(config, wildcards.model, "build"), field)
+
+    return get
 
 
 def eval_model_dir(wildcards):
@@ -235,10 +324,19 @@ def humaneval_max_length(wildcards):
     return f"--max-length {limit}" if limit else ""
 
 
-def forgetting_data_flag(wildcards):
-    """Local task files in the tiny default; the hub datasets (lm-eval's own tasks) otherwise."""
-    data_dir = config["benchmarks"]["forgetting"].get("data_dir")
-    return f"--data-dir {data_dir}" if data_dir else ""
+FORGETTING_HUB = config["benchmarks"]["forgetting"]["data_dir"] == "hub"
+FORGETTING_DIR = f"{W}/hub/forgetting" if FORGETTING_HUB else config["benchmarks"]["forgetting"]["data_dir"]
+
+
+def forgetting_revisions(wildcards):
+    revisions = config["benchmarks"]["forgetting"]["revisions"]
+    return [f"{name}={rev}" for name, rev in sorted(revisions.items())]
+
+
+def forgetting_data(wildcards):
+    """The task files: the fixtures in the tiny default, a local copy of lm-eval's hub datasets at
+    pinned revisions otherwise (fetched on the submit host: compute nodes stay offline)."""
+    return [FORGETTING_DIR] if FORGETTING_HUB else []
 
 
 def _recon():

@@ -1,5 +1,14 @@
 # Where models and data come from: the only stage that differs between the tiny default
 # (models built from configs, fixtures on disk) and the cluster (hub downloads, pinned revisions).
+# Downloads and sampling run on the submit host (compute nodes have no route to the hub), the
+# downloads in Python so that the token reaches them without entering any job's environment.
+
+localrules:
+    download_model,
+    download_dataset,
+    download_benchmark,
+    download_forgetting,
+    sample_data,
 
 
 rule build_tiny_model:
@@ -14,6 +23,9 @@ rule build_tiny_model:
         seed=config["seed"],
     wildcard_constraints:
         model=alternatives(BUILT_MODELS),
+    resources:
+        mem_mb=build_resource("mem_mb"),
+        runtime=build_resource("runtime"),
     log:
         f"{W}/logs/models/{{model}}.log",
     conda:
@@ -36,11 +48,9 @@ rule download_model:
         model=alternatives(HUB_MODELS),
     log:
         f"{W}/logs/models/{{model}}.log",
-    conda:
-        ENV
-    shell:
-        "python -m rasa.hub model --repo {params.repo} --revision {params.revision} {params.gated} "
-        "--out {output} > {log} 2>&1"
+    run:
+        hub_fetch(["model", "--repo", params.repo, "--revision", params.revision, *params.gated,
+                   "--out", output[0]], log[0])
 
 
 rule download_dataset:
@@ -53,10 +63,9 @@ rule download_dataset:
         dataset=alternatives(HUB_DATASETS),
     log:
         f"{W}/logs/data/download_{{dataset}}.log",
-    conda:
-        ENV
-    shell:
-        "python -m rasa.hub dataset --repo {params.repo} {params.revision} --out {output} > {log} 2>&1"
+    run:
+        hub_fetch(["dataset", "--repo", params.repo, "--revision", params.revision,
+                   "--out", output[0]], log[0])
 
 
 rule download_benchmark:
@@ -68,11 +77,21 @@ rule download_benchmark:
         benchmark=alternatives(HUB_BENCHMARKS),
     log:
         f"{W}/logs/data/download_{{benchmark}}.log",
-    conda:
-        ENV
-    shell:
-        "python -m rasa.hub benchmark --name {wildcards.benchmark} --revision {params.revision} "
-        "--out {output} > {log} 2>&1"
+    run:
+        hub_fetch(["benchmark", "--name", wildcards.benchmark, "--revision", params.revision,
+                   "--out", output[0]], log[0])
+
+
+rule download_forgetting:
+    """HellaSwag, WinoGrande and ARC-Challenge as lm-eval reads them, at pinned revisions."""
+    output:
+        directory(f"{W}/hub/forgetting"),
+    params:
+        revisions=forgetting_revisions,
+    log:
+        f"{W}/logs/data/download_forgetting.log",
+    run:
+        hub_fetch(["forgetting", "--revisions", *params.revisions, "--out", output[0]], log[0])
 
 
 rule sample_data:

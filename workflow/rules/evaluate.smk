@@ -13,11 +13,16 @@ rule humanevalplus_generate:
         trained=eval_weights,
         b=config["benchmarks"]["humanevalplus"],
         max_length=humaneval_max_length,
+        dtype=eval_dtype,
+        engine=engine_flags("humanevalplus"),
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
     resources:
-        gpu=eval_gpus,
+        gpu=gen_gpus("humanevalplus"),
+        cpus_per_task=gen_cpus("humanevalplus"),
+        mem_mb=gen_mem_mb("humanevalplus"),
+        runtime=gen_runtime("humanevalplus"),
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/humanevalplus_generate.log",
     conda:
@@ -27,8 +32,8 @@ rule humanevalplus_generate:
         "--problems {input.problems} --n-samples {params.b[n_samples]} "
         "--temperature {params.b[temperature]} --top-p {params.b[top_p]} "
         "--max-new-tokens {params.b[max_new_tokens]} {params.max_length} "
-        "--batch-size {params.b[batch_size]} --seed {params.b[seed]} --backend hf "
-        "--samples {output.samples} > {log} 2>&1"
+        "--batch-size {params.b[batch_size]} --seed {params.b[seed]} --dtype {params.dtype} "
+        "{params.engine} --samples {output.samples} > {log} 2>&1"
 
 
 rule humanevalplus:
@@ -44,6 +49,10 @@ rule humanevalplus:
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
+    resources:
+        cpus_per_task=score_cpus("humanevalplus"),
+        mem_mb=score_mem_mb("humanevalplus"),
+        runtime=score_runtime("humanevalplus"),
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/humanevalplus.log",
     conda:
@@ -51,7 +60,7 @@ rule humanevalplus:
     shell:
         "python -m rasa.evaluation.humaneval score --samples {input.samples} "
         "--problems {input.problems} --run-id {wildcards.run} --epoch {wildcards.epoch} "
-        "--timeout {params.b[timeout]} --workers {params.b[workers]} --scorers {params.scorers} "
+        "--timeout {params.b[timeout]} --workers {resources.cpus_per_task} --scorers {params.scorers} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
 
 
@@ -65,11 +74,16 @@ rule math_generate:
         model=eval_model_dir,
         trained=eval_weights,
         b=config["benchmarks"]["math"],
+        dtype=eval_dtype,
+        engine=engine_flags("math"),
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
     resources:
-        gpu=eval_gpus,
+        gpu=gen_gpus("math"),
+        cpus_per_task=gen_cpus("math"),
+        mem_mb=gen_mem_mb("math"),
+        runtime=gen_runtime("math"),
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/math_generate.log",
     conda:
@@ -77,8 +91,8 @@ rule math_generate:
     shell:
         "python -m rasa.evaluation.math generate --model {params.model} --trained {params.trained} "
         "--problems {input.problems} --max-new-tokens {params.b[max_new_tokens]} "
-        "--batch-size {params.b[batch_size]} --extract {params.b[extract]} "
-        "--samples {output.samples} > {log} 2>&1"
+        "--batch-size {params.b[batch_size]} --extract {params.b[extract]} --dtype {params.dtype} "
+        "{params.engine} --samples {output.samples} > {log} 2>&1"
 
 
 rule math:
@@ -93,6 +107,10 @@ rule math:
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
+    resources:
+        cpus_per_task=score_cpus("math"),
+        mem_mb=score_mem_mb("math"),
+        runtime=score_runtime("math"),
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/math.log",
     conda:
@@ -100,7 +118,7 @@ rule math:
     shell:
         "python -m rasa.evaluation.math score --samples {input.samples} "
         "--problems {input.problems} --run-id {wildcards.run} --epoch {wildcards.epoch} "
-        "--timeout {params.b[timeout]} --workers {params.b[workers]} "
+        "--timeout {params.b[timeout]} --workers {resources.cpus_per_task} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
 
 
@@ -110,23 +128,29 @@ rule forgetting:
         details=f"{W}/eval/{{run}}/epoch-{{epoch}}/forgetting_details.csv",
     input:
         unpack(eval_input),
+        data=forgetting_data,
     params:
         model=eval_model_dir,
         trained=eval_weights,
         b=config["benchmarks"]["forgetting"],
-        data=forgetting_data_flag,
+        data=FORGETTING_DIR,
+        dtype=eval_dtype,
+        device_map=device_map_flag,
     wildcard_constraints:
         run=alternatives(RUNS),
         epoch=r"\d+",
     resources:
-        gpu=eval_gpus,
+        gpu=gen_gpus("forgetting"),
+        cpus_per_task=gen_cpus("forgetting"),
+        mem_mb=gen_mem_mb("forgetting"),
+        runtime=gen_runtime("forgetting"),
     log:
         f"{W}/logs/eval/{{run}}/epoch-{{epoch}}/forgetting.log",
     conda:
         ENV
     shell:
         "python -m rasa.evaluation.forgetting --model {params.model} --trained {params.trained} "
-        "{params.data} --run-id {wildcards.run} --epoch {wildcards.epoch} "
+        "--data-dir {params.data} --dtype {params.dtype} {params.device_map} --run-id {wildcards.run} --epoch {wildcards.epoch} "
         "--num-fewshot {params.b[num_fewshot]} --batch-size {params.b[batch_size]} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
 
@@ -136,21 +160,27 @@ rule forgetting_base:
         metrics=f"{W}/eval/{{model}}__base/epoch-0/forgetting.csv",
         details=f"{W}/eval/{{model}}__base/epoch-0/forgetting_details.csv",
     input:
-        base_eval_input,
+        base=base_eval_input,
+        data=forgetting_data,
     params:
         model=base_model_dir,
         b=config["benchmarks"]["forgetting"],
-        data=forgetting_data_flag,
+        data=FORGETTING_DIR,
+        dtype=eval_dtype,
+        device_map=device_map_flag,
     wildcard_constraints:
         model=alternatives(list(MODELS)),
     resources:
-        gpu=eval_gpus,
+        gpu=gen_gpus("forgetting"),
+        cpus_per_task=gen_cpus("forgetting"),
+        mem_mb=gen_mem_mb("forgetting"),
+        runtime=gen_runtime("forgetting"),
     log:
         f"{W}/logs/eval/{{model}}__base/forgetting.log",
     conda:
         ENV
     shell:
         "python -m rasa.evaluation.forgetting --model {params.model} "
-        "{params.data} --run-id {wildcards.model}__base --epoch 0 "
+        "--data-dir {params.data} --dtype {params.dtype} {params.device_map} --run-id {wildcards.model}__base --epoch 0 "
         "--num-fewshot {params.b[num_fewshot]} --batch-size {params.b[batch_size]} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"

@@ -1,7 +1,13 @@
 # Tidy results and the paper's tables and figures. Each table and figure has its own rule whose
 # inputs are only the evaluations it needs, so `snakemake results/tables/table1.md` trains and
 # scores only Table 1's runs. The report code reads the tidy CSVs; for a single target they are
-# gathered into {W}/report/<target>/ first, for the whole study into results/.
+# gathered into {W}/report/<target>/ first, for the whole study into results/. All of it runs on
+# the submit host: small files, seconds of work.
+
+localrules:
+    runs_csv,
+    metrics_csv,
+    losses_csv,
 
 rule runs_csv:
     output:
@@ -48,6 +54,7 @@ for target, spec in REPORT_TARGETS.items():
     rule:
         name:
             f"report_{target}"
+        localrule: True
         output:
             report_outputs(spec),
         input:
