@@ -41,6 +41,7 @@ import sys
 from pathlib import Path
 
 from rasa import study
+from rasa.resources import eval_gpus, recon_job
 from rasa.paper_time import train_hours
 from rasa.report.study import load_config, paper_name
 from rasa.runs import RANKLESS_METHODS, parse_run_id
@@ -140,11 +141,10 @@ def train_cost(config: dict, spec, speedup: float = 1.0) -> tuple[float, str]:
                     hours *= ratio
                     what += f" of {REFERENCE_MODEL} x {ratio:.2f} (active parameters)"
                 return hours * scale, what
-    limit = model_cfg.get("train_hours")
-    if limit is None:
-        raise ValueError(f"models.{spec.model}.train_hours: no paper time for {spec.method} and no time limit in "
-                         "the config; set train_hours (hours per run) to estimate it")
-    return limit * gpus, "config train_hours x GPUs (the job's time limit: an upper bound)"
+    limit, what = model_cfg.get("train_hours"), "config train_hours"
+    if limit is None:  # the job's Slurm time limit (rasa.resources.train_job): the partition's
+        limit, what = config["resources"]["max_hours"], "resources.max_hours"
+    return limit * gpus, f"{what} x GPUs (the job's time limit: an upper bound)"
 
 
 def problems(config: dict, benchmark: str) -> int:
@@ -160,7 +160,7 @@ def forgetting_requests(config: dict) -> int:
     data_dir = config["benchmarks"]["forgetting"].get("data_dir")
     total = 0
     for task, (docs, choices) in FORGETTING_DOCS.items():
-        if data_dir:
+        if data_dir and data_dir != "hub":  # local task files (the tiny default); hub: the release sizes
             from rasa.evaluation.forgetting import TASKS
 
             with open(Path(data_dir) / TASKS[task][2], encoding="utf-8") as fh:
@@ -210,7 +210,7 @@ def estimate(config: dict, speed: dict, fill: float = 1.0, speedup: float = 1.0)
         detail = ""
         if source in speed:
             source, detail = f"{source}={speed[source][0]:g}", speed[source][1]
-        row = groups.setdefault((rule, backend, source), {"rule": rule, "backend": backend, "jobs": 0,
+        row = groups.setdefault((rule, backend, source, gpus), {"rule": rule, "backend": backend, "jobs": 0,
                                                           "gpus_per_job": gpus, "gpu_hours": 0.0,
                                                           "generated_tokens": 0.0, "source": source,
                                                           "detail": detail})
@@ -223,7 +223,7 @@ def estimate(config: dict, speed: dict, fill: float = 1.0, speedup: float = 1.0)
         add("train", "", source, _gpus(config["models"][spec.model]), hours)
     for run, _epoch, benchmark in study.all_evaluations(config):
         model, kind = _eval_model(run)
-        gpus = 1 if config["models"][model].get("gpus_per_node", 0) else 0
+        gpus = eval_gpus(config, model)  # as the evaluation job asks Slurm for them
         h = eval_hours(config, run, benchmark, speed, fill)
         if benchmark == study.FORGETTING:
             rule = "forgetting_base" if run.endswith("__base") else "forgetting"
@@ -232,7 +232,7 @@ def estimate(config: dict, speed: dict, fill: float = 1.0, speedup: float = 1.0)
         add(benchmark, "hf", f"hf_step_s_{kind}", gpus, gpus * h["hf"], h["tokens"])
         add(benchmark, "vllm", "vllm_tokens_per_s", gpus, gpus * h["vllm"], h["tokens"])
     if "recon" in config["study"]:
-        gpus = 1 if config["models"][config["study"]["recon"]["model"]].get("gpus_per_node", 0) else 0
+        gpus = recon_job(config, config["study"]["recon"]["model"]).gpus  # a CPU job: 0 GPU-hours
         add("recon", "", "recon_iter_s", gpus, gpus * recon_hours(config, speed))
     rows = sorted(groups.values(), key=lambda r: (RULES.index(r["rule"]), r["backend"], -r["gpu_hours"]))
     for backend in ("hf", "vllm"):

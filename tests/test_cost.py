@@ -20,12 +20,13 @@ def hand_config(tmp_path) -> dict:
     problems = tmp_path / "humanevalplus.jsonl"
     problems.write_text('{"task_id": 1}\n{"task_id": 2}\n{"task_id": 3}\n')
     return {
-        "models": {"m8b": {"paper_name": "Llama-3.1-8B", "gpus_per_node": 8, "nodes": 1, "train_hours": 10,
-                           "target_modules": ["q_proj"]}},
+        "models": {"m8b": {"paper_name": "Llama-3.1-8B", "source": "hub", "params_b": 8.0, "dtype": "bfloat16",
+                           "gpus_per_node": 8, "nodes": 1, "train_hours": 10, "target_modules": ["q_proj"]}},
         "datasets": {"code": {}},
         "tasks": {"code": {"dataset": "code", "benchmark": "humanevalplus"}},
         "methods": {"lora": {}, "rasa": {}, "fft": {}},
-        "training": {"global_batch": 8, "micro_batch": 2},
+        "training": {"global_batch": 8, "micro_batch": 2, "dtype": "bfloat16"},
+        "resources": {"gpu_mem_gb": 80, "node_mem_gb": 480},  # 16 GB of bf16 weights: one GPU per evaluation
         "benchmarks": {"humanevalplus": {"path": str(problems), "n_samples": 5, "batch_size": 4,
                                          "max_new_tokens": 100},
                        "math": {"path": "hub"}, "forgetting": {}},
@@ -111,12 +112,14 @@ def test_cli_writes_csv(tmp_path, capsys):
         cost.main(["--configfile", str(cfg), "--fill", "0"])
 
 
-def test_unknown_model_without_time_names_the_field(tmp_path):
+def test_unknown_model_names_the_field_and_fft_without_time_takes_the_partition_limit(tmp_path):
     config = hand_config(tmp_path)
     config["models"]["m8b"]["paper_name"] = "Other-1B"
     with pytest.raises(ValueError, match=r"models\.m8b\.paper_name"):
         cost.estimate(config, SPEED)
     config["models"]["m8b"]["paper_name"] = "Llama-3.1-8B"
     del config["models"]["m8b"]["train_hours"]
-    with pytest.raises(ValueError, match=r"models\.m8b\.train_hours"):  # full fine-tuning has no paper time
-        cost.estimate(config, SPEED)
+    config["resources"]["max_hours"] = 48
+    rows = cost.estimate(config, SPEED)  # full fine-tuning has no paper time: the job's Slurm limit
+    fft = next(r for r in rows if r["source"].startswith("resources.max_hours"))
+    assert (fft["jobs"], fft["gpu_hours"]) == (1, 48 * 8)
