@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Start a real Slurm cluster of several compute nodes on this machine (Debian 12, run as root), for CI.
 #
-# Each node nX runs its own slurmd in its own network namespace (rnX) with its own address, spool,
-# pid and log files; the namespaces hang off a host bridge that carries the controller's address.
+# Each node nX runs its own slurmd in its own network and UTS namespaces (netns rnX, hostname nX)
+# with its own address, spool, pid and log files; the namespaces hang off a host bridge that carries
+# the controller's address, and /etc/hosts maps each nX to its address (a marked block).
 # The nodes have no route beyond that bridge (like most clusters' compute nodes, they cannot reach
 # the internet); munge and the file system are shared.
 #
@@ -171,6 +172,13 @@ for x in $(seq 1 "$NODES"); do
         ip -4 addr show dev rvn$x | grep -q 'inet $(node_addr "$x")/' || ip addr add $(node_addr "$x")/24 dev rvn$x
         ip link set rvn$x up" || die "cannot configure the network of $ns"
 done
+# Node names resolve, as on a real cluster (gloo, for one, binds to the address of the hostname).
+hosts_block="$(for x in $(seq 1 "$NODES"); do echo "$(node_addr "$x") n$x  # rasa-ci-slurm"; done)"
+if [[ "$(grep '# rasa-ci-slurm$' /etc/hosts || true)" != "$hosts_block" ]]; then
+    say "mapping n1..n$NODES to their addresses in /etc/hosts"
+    hosts="$(grep -v '# rasa-ci-slurm$' /etc/hosts || true)"
+    printf '%s\n%s\n' "$hosts" "$hosts_block" >/etc/hosts
+fi
 
 # ---------------------------------------------------------------- 4. slurm.conf
 HOST="$(hostname -s)"
@@ -192,7 +200,7 @@ PARTITION="${SLURM_CI_PARTITION:-debug}"
 if [[ ${SLURM_VERSION%%.*} -lt 23 ]]; then CRYPTO_LINE="CryptoType=crypto/munge"; else CRYPTO_LINE=""; fi
 node_lines=""
 for x in $(seq 1 "$NODES"); do
-    node_lines+="NodeName=n$x NodeAddr=$(node_addr "$x") NodeHostname=$HOST CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN"$'\n'
+    node_lines+="NodeName=n$x NodeAddr=$(node_addr "$x") NodeHostname=n$x CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN"$'\n'
 done
 NODE_NAMES="n[1-$NODES]"
 ((NODES == 1)) && NODE_NAMES=n1
@@ -239,7 +247,9 @@ for x in $(seq 1 "$NODES"); do
         say "starting slurmd of n$x in namespace rn$x (log $LOGDIR/slurmd-n$x.log)"
         install -d -m 755 "/var/spool/slurmd/n$x"
         # nsenter, not `ip netns exec`: the latter remounts /sys, and slurmd then finds no cgroup fs.
-        nsenter --net="/run/netns/rn$x" slurmd -N "n$x" || die "slurmd of n$x failed to start"
+        # A UTS namespace of its own: the node's tasks see hostname nX.
+        nsenter --net="/run/netns/rn$x" unshare --uts sh -c "hostname n$x && exec slurmd -N n$x" \
+            || die "slurmd of n$x failed to start"
         wait_pidfile "$(slurmd_pid "$x")" "slurmd of n$x"
     fi
 done
@@ -278,9 +288,9 @@ say "sbatch job ran on: $got"
 say "check: srun -N $NODES -n $NODES: one task per node, each at its node's address"
 # shellcheck disable=SC2016  # expanded by the task, on its node
 got="$(timeout 120 srun -p "$PARTITION" -t 2 -N "$NODES" -n "$NODES" -J ci-check \
-    sh -c 'echo "$SLURMD_NODENAME $(hostname -I)"' | sort)" || die "srun -N $NODES -n $NODES failed"
+    sh -c 'echo "$(hostname) $(hostname -I)"' | sort)" || die "srun -N $NODES -n $NODES failed"
 say "srun tasks: $(tr '\n' ';' <<<"$got")"
-[[ $(awk '{print $1}' <<<"$got" | sort -u | wc -l) -eq $NODES ]] || die "srun tasks did not run on $NODES distinct nodes: $got"
+[[ $(awk '{print $1}' <<<"$got" | sort -u | wc -l) -eq $NODES ]] || die "srun tasks did not run on $NODES distinct hosts: $got"
 [[ $(awk '{print $2}' <<<"$got" | sort -u | wc -l) -eq $NODES ]] || die "srun tasks did not see $NODES distinct addresses: $got"
 rm -rf "$out"
 say "Slurm $SLURM_VERSION is up: partition $PARTITION, nodes $NODE_NAMES ($CPUS CPUs, ${MEM_MB} MB each)"
