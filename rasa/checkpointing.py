@@ -10,6 +10,9 @@
   the Slurm deadline every rank saves and stops at the same optimizer step (``rasa.preemption``).
   The caller then exits non-zero so the job is retried; the rerun continues from that checkpoint.
 - Only rank 0 removes incomplete checkpoints, while the others wait (:func:`clean_for_resume`).
+- A checkpoint resumes at any world size: adapter, optimizer and scheduler state are the same on
+  every rank without DeepSpeed, and the Trainer's per-rank RNG files are filled in for the new
+  ranks from rank 0's (:func:`adapt_rng_states`).
 - A checkpoint records the world size that wrote it; each resume is appended to ``resumes.jsonl``
   beside the checkpoints (step, world sizes, hosts, Slurm job) and ends up in the run manifest.
 """
@@ -60,13 +63,44 @@ def clean_for_resume(checkpoint_dir: str | Path, is_rank_zero: bool) -> Path | N
     return the newest complete checkpoint (or None)."""
     if is_rank_zero:
         remove_incomplete_checkpoints(checkpoint_dir)
+        latest = latest_complete_checkpoint(checkpoint_dir)
+        if latest:
+            adapt_rng_states(latest, dist.get_world_size() if dist.is_initialized() else 1)
     barrier()
     return latest_complete_checkpoint(checkpoint_dir)
+
+
+def adapt_rng_states(checkpoint: Path, world_size: int) -> None:
+    """Give every rank of a resume at another world size an RNG state file, copied from rank 0's.
+
+    The Trainer saves ``rng_state.pth`` in a single process and ``rng_state_<rank>.pth`` otherwise,
+    and on resume silently keeps its current RNG when its own file is missing: the data order
+    (a length-grouped sampler draws from the global generator) would then differ from the
+    uninterrupted run's. Rank 0's state is the one every rank shares up to dropout draws.
+    """
+    source = next((checkpoint / n for n in ("rng_state_0.pth", "rng_state.pth")
+                   if (checkpoint / n).is_file()), None)
+    if source is None:
+        return
+    names = ["rng_state.pth"] if world_size == 1 else [f"rng_state_{i}.pth" for i in range(world_size)]
+    for name in names:
+        if not (checkpoint / name).is_file():
+            shutil.copy2(source, checkpoint / name)
 
 
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def check_deepspeed_world_size(checkpoint: Path, world_size: int) -> None:
+    """DeepSpeed's ZeRO shards resume only at the world size that wrote them: say so before loading."""
+    saved = checkpoint / WORLD_SIZE
+    if saved.is_file() and int(saved.read_text()) != world_size:
+        raise SystemExit(
+            f"{checkpoint} was saved by {int(saved.read_text())} DeepSpeed processes and cannot resume "
+            f"on {world_size}: run with the model's former nodes × procs_per_node, or convert it with "
+            "DeepSpeed's ds_to_universal and load it as a universal checkpoint.")
 
 
 def record_resume(checkpoint_dir: str | Path, checkpoint: Path, world_size: int,

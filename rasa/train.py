@@ -33,6 +33,11 @@ from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, TrainingA
 from rasa import checkpointing, data, manifest, methods, preemption
 from rasa.modeling import DTYPES, load_tokenizer
 from rasa.optim import LionTrainer
+from rasa.sampling import EpochSeededSamplerMixin
+
+
+class Trainer(EpochSeededSamplerMixin, LionTrainer):
+    """The recipe's Trainer (LionW) with a resumable length-grouped data order (``rasa.sampling``)."""
 
 
 def world_size() -> int:
@@ -143,6 +148,8 @@ def main(argv=None) -> int:
     )
     # The TrainingArguments above have joined the process group.
     resume = checkpointing.clean_for_resume(ckpt_dir, targs.process_index == 0)
+    if resume and s.get("deepspeed"):
+        checkpointing.check_deepspeed_world_size(resume, world_size())
     hosts = manifest.rank_hosts()
     if resume and targs.process_index == 0:
         checkpointing.record_resume(ckpt_dir, resume, world_size(), hosts)
@@ -165,7 +172,7 @@ def main(argv=None) -> int:
 
     exports = ckpt_dir / "exports"
     callback = checkpointing.CheckpointCallback(exports, steps_per_epoch, policy, resumed_from=resume)
-    trainer = LionTrainer(
+    trainer = Trainer(
         model=model,
         args=targs,
         train_dataset=train_set,
