@@ -102,12 +102,16 @@ def _settings(model_dir, run_id="tiny__math__rasa-r4-k1__f100__e2"):
     }
 
 
-def _train(model_dir, data_file, work, kill_after_steps=None):
-    """Run rasa.train in a subprocess; optionally SIGTERM it once it has logged N steps."""
-    cmd = [sys.executable, "-m", "rasa.train", "--settings", json.dumps(_settings(model_dir)),
-           "--data", str(data_file), "--checkpoints", str(work / "ckpt"), "--out", str(work / "out")]
+def _train(settings: dict, data_file, work, procs=1, kill_after_steps=None):
+    """rasa.train through rasa.launch on ``procs`` local processes; optionally SIGTERM the launcher
+    (torchrun forwards it) once N steps are logged (by rank 0 alone under torchrun)."""
+    settings = dict(settings, procs_per_node=procs)
+    cmd = [sys.executable, "-m", "rasa.launch", "--procs-per-node", str(procs), "rasa.train",
+           "--settings", json.dumps(settings), "--data", str(data_file),
+           "--checkpoints", str(work / "ckpt"), "--out", str(work / "out")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            env=dict(env, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"))
     steps, output = 0, []
     for line in proc.stdout:
         output.append(line)
@@ -115,7 +119,7 @@ def _train(model_dir, data_file, work, kill_after_steps=None):
             steps += 1
             if kill_after_steps and steps == kill_after_steps:
                 proc.send_signal(signal.SIGTERM)
-    return proc.wait(), "".join(output)
+    return proc.wait(timeout=600), "".join(output)
 
 
 @pytest.mark.slow
@@ -124,13 +128,14 @@ def test_sigterm_mid_epoch_then_rerun_equals_uninterrupted(tiny_model_dir, tmp_p
     data_file = tmp_path / "train.jsonl"
     data.write_jsonl(records, data_file)
 
-    code, log = _train(tiny_model_dir, data_file, tmp_path / "plain")
+    settings = _settings(tiny_model_dir)
+    code, log = _train(settings, data_file, tmp_path / "plain")
     assert code == 0, log
-    code, log = _train(tiny_model_dir, data_file, tmp_path / "preempted", kill_after_steps=7)
+    code, log = _train(settings, data_file, tmp_path / "preempted", kill_after_steps=7)
     assert code == 143, log  # stopped at a step boundary inside epoch 1 (20 steps per epoch)
     assert "stopped at step" in log
     assert checkpointing.latest_complete_checkpoint(tmp_path / "preempted" / "ckpt") is not None
-    code, log = _train(tiny_model_dir, data_file, tmp_path / "preempted")
+    code, log = _train(settings, data_file, tmp_path / "preempted")
     assert code == 0, log
 
     from safetensors.torch import load_file
