@@ -83,4 +83,5 @@ def test_slurm_profile_asks_8_nodes_for_70b_and_mixtral_and_one_node_of_8_gpus_o
             assert "nodes=8" in resources and "gres=gpu:8" in resources, resources
         else:
             assert "nodes=1" in resources and "gpu=8" in resources, resources
-        assert "--signal=B:TERM@600" in resources
+        assert "mpi=srun" in resources and "tasks_per_node=8" in resources, resources  # 1 task per GPU
+        assert "--signal=TERM@600" in resources and "B:" not in resources  # reaches the training
