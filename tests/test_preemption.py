@@ -1,4 +1,5 @@
-"""When training saves and stops: SIGTERM, the periodic save, the Slurm deadline."""
+"""When training saves and stops (SIGTERM, the periodic save, the Slurm deadline), and what a
+resume at another world size needs from a checkpoint."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import signal
 import subprocess
 from datetime import datetime
 
-from rasa import preemption
+import pytest
+
+from rasa import checkpointing, preemption
 
 
 class Clock:
@@ -61,3 +64,21 @@ def test_deadline_is_read_from_squeue(monkeypatch):
     monkeypatch.setattr(preemption.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
         cmd, 0, stdout="N/A\n", stderr=""))
     assert preemption.slurm_deadline({"SLURM_JOB_ID": "7"}) is None
+
+
+def test_deepspeed_checkpoint_of_another_world_size_is_refused_before_loading(tmp_path):
+
+    (tmp_path / checkpointing.WORLD_SIZE).write_text("8\n")
+    checkpointing.check_deepspeed_world_size(tmp_path, 8)
+    with pytest.raises(SystemExit, match="saved by 8 DeepSpeed processes and cannot resume on 4"):
+        checkpointing.check_deepspeed_world_size(tmp_path, 4)
+
+
+def test_rng_states_are_filled_in_for_the_new_ranks(tmp_path):
+    for rank in (0, 1):
+        (tmp_path / f"rng_state_{rank}.pth").write_bytes(f"rank{rank}".encode())
+    checkpointing.adapt_rng_states(tmp_path, 4)
+    assert [(tmp_path / f"rng_state_{r}.pth").read_bytes() for r in range(4)] == [
+        b"rank0", b"rank1", b"rank0", b"rank0"]
+    checkpointing.adapt_rng_states(tmp_path, 1)
+    assert (tmp_path / "rng_state.pth").read_bytes() == b"rank0"
