@@ -1,11 +1,15 @@
-"""A length-grouped training order that a resumed run reproduces exactly, at any world size.
+"""A length-grouped training order that a resumed run reproduces exactly.
 
-The HF Trainer's ``group_by_length`` sampler draws each epoch's permutation from the global RNG when
-the epoch's iterator is created. A run resumed in the middle of epoch e ≥ 2 creates that iterator
-before the Trainer restores the checkpoint's RNG, so it walks another order than the uninterrupted
-run did; and the sampler's mega-batch size is the per-process batch, so the order also depends on
-the number of processes. Here the same grouping (``get_length_grouped_indices``) is drawn from a
-generator seeded with ``(seed, epoch)``, in mega-batches of the global batch.
+The HF Trainer's ``group_by_length`` sampler (the authors' setting) draws each epoch's permutation
+from the global RNG when the epoch's iterator is created. A run resumed in the middle of epoch
+e ≥ 2 creates that iterator before the Trainer restores the checkpoint's RNG, so it walks another
+order than the uninterrupted run did. Here the same grouping (``get_length_grouped_indices``, with
+the Trainer's own mega-batch unit: the per-process batch of one optimizer step) is drawn from a
+generator seeded with ``(seed, epoch)`` instead.
+
+As in the Trainer, that unit depends on the number of processes, so once the mega-batch cap of 50
+units binds (large datasets), a run resumed at another world size groups its remaining epochs
+differently from an uninterrupted run; it still sees every example once per epoch.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 
 class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
-    def __init__(self, global_batch: int, dataset, seed: int):
-        super().__init__(global_batch, dataset=dataset)
+    def __init__(self, batch_size: int, dataset, seed: int):
+        super().__init__(batch_size, dataset=dataset)
         self.seed = seed
         self.set_epoch(0)
 
@@ -30,7 +34,6 @@ class EpochSeededSamplerMixin:
     def _get_train_sampler(self, train_dataset=None):
         if self.args.train_sampling_strategy != "group_by_length":
             return super()._get_train_sampler(train_dataset)
-        global_batch = (self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
-                        * self.args.world_size)
-        return EpochSeededLengthGroupedSampler(global_batch, train_dataset or self.train_dataset,
-                                               self.args.data_seed or self.args.seed)
+        return EpochSeededLengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            train_dataset or self.train_dataset, self.args.data_seed or self.args.seed)
