@@ -12,7 +12,8 @@
 # .ci/slurm.conf.template only if its content changed (restarting the Slurm daemons in that case),
 # starts whichever of munged, slurmctld and the slurmds is not running, waits until every node is
 # idle, then checks that `sbatch --wait` runs a job and that `srun -N <nodes>` runs one task on each
-# node, at distinct addresses. Exits non-zero with a message on the first failure.
+# node, at distinct addresses, and that no node has a route out. Exits non-zero with a message on
+# the first failure.
 #
 # No systemd is needed: the daemons are started directly and found again through their pid files.
 #
@@ -24,7 +25,7 @@
 #   SLURM_CI_CPUS        CPUs of each node line                 (default: nproc; the nodes share the
 #                        machine's cores: task/none does not pin, so a node's CPUs are a job count)
 #   SLURM_CI_MIN_JOB_AGE seconds a finished job stays in squeue (default: 86400)
-#   SLURM_CI_SKIP_CHECKS=1  skip the sbatch/srun checks
+#   SLURM_CI_SKIP_CHECKS=1  skip the sbatch/srun/no-route checks
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -292,5 +293,10 @@ got="$(timeout 120 srun -p "$PARTITION" -t 2 -N "$NODES" -n "$NODES" -J ci-check
 say "srun tasks: $(tr '\n' ';' <<<"$got")"
 [[ $(awk '{print $1}' <<<"$got" | sort -u | wc -l) -eq $NODES ]] || die "srun tasks did not run on $NODES distinct hosts: $got"
 [[ $(awk '{print $2}' <<<"$got" | sort -u | wc -l) -eq $NODES ]] || die "srun tasks did not see $NODES distinct addresses: $got"
+say "check: no node has a route beyond the bridge"
+for x in $(seq 1 "$NODES"); do
+    ! nsenter --net="/run/netns/rn$x" ip route get 1.1.1.1 >/dev/null 2>&1 \
+        || die "node n$x has a route out of its namespace; compute nodes here must not reach the internet"
+done
 rm -rf "$out"
 say "Slurm $SLURM_VERSION is up: partition $PARTITION, nodes $NODE_NAMES ($CPUS CPUs, ${MEM_MB} MB each)"

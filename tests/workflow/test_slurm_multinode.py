@@ -1,7 +1,8 @@
 """A 2-node training job of the tiny study through a real Slurm of several nodes, as on a cluster.
 
-Needs a Slurm with at least 2 idle-able nodes (CI starts one: .ci/start-slurm.sh); skipped without.
-The nodes live in network namespaces with no route out, so nothing can download there.
+Needs a Slurm with at least 2 nodes (CI starts one: .ci/start-slurm.sh); skipped without. That
+script's nodes live in network namespaces with no route out (it checks so): nothing can download
+there, so the job's success shows that training needs no network beyond its own nodes.
 
 Dropout is 0 in this run: each process draws its own dropout masks, so only a dropout-free run
 can equal a run of another world size.
@@ -115,9 +116,3 @@ def test_two_node_training_equals_one_process_and_survives_sigterm(repo_copy):
         resumed = _adapters(run_dir / "weights", epoch)
         for key in resumed:
             assert torch.equal(resumed[key], uninterrupted[epoch][key]), key
-
-    # 4. The nodes cannot reach the internet: no download can have happened there.
-    reach = subprocess.run(["srun", "-N1", "-w", manifest["hosts"][1], "-t", "1", sys.executable, "-c",
-                            "import socket; socket.create_connection(('pypi.org', 443), timeout=5)"],
-                           capture_output=True, text=True, timeout=120)
-    assert reach.returncode != 0
