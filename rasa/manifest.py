@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "deepspeed", "lion-pytorch",
             "rasa-peft")
@@ -42,6 +44,16 @@ def hardware() -> dict:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["gpus_per_node"] = torch.cuda.device_count()
     return info
+
+
+def rank_hosts() -> list[str]:
+    """The host of every rank, in rank order (one entry outside torch.distributed)."""
+    host = socket.gethostname()
+    if not (dist.is_available() and dist.is_initialized()):
+        return [host]
+    hosts = [None] * dist.get_world_size()
+    dist.all_gather_object(hosts, host)
+    return hosts
 
 
 def peak_memory_gb() -> float:

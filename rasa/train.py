@@ -31,13 +31,33 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, TrainingArguments, set_seed
 
-from rasa import checkpointing, data, manifest, methods
+from rasa import checkpointing, data, manifest, methods, preemption
 from rasa.loss import RecipeTrainer
 from rasa.modeling import DTYPES, load_tokenizer
+from rasa.sampling import EpochSeededSamplerMixin
+
+
+class Trainer(EpochSeededSamplerMixin, RecipeTrainer):
+    """The recipe's Trainer (LionW, ``training.loss_averaging``) with a resumable length-grouped
+    data order (``rasa.sampling``)."""
 
 
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def check_world_size(s: dict, processes: int) -> None:
+    """The processes really started must be the run's nodes × processes per node."""
+    missing = [k for k in ("nodes", "procs_per_node") if k not in s]
+    if missing:
+        raise ValueError(f"run settings lack {missing}: they come from the model's config entry "
+                         "(workflow/rules/common.smk, run_settings)")
+    expected = s["nodes"] * s["procs_per_node"]
+    if processes != expected:
+        raise ValueError(
+            f"{s['run_id']}: {processes} process(es) started, but the model's config asks for "
+            f"nodes × procs_per_node = {s['nodes']} × {s['procs_per_node']} = {expected}; launch "
+            "with `python -m rasa.launch --nodes N --procs-per-node P` inside a job of N nodes.")
 
 
 def accumulation_steps(global_batch: int, micro_batch: int, processes: int) -> int:
@@ -96,12 +116,11 @@ def main(argv=None) -> int:
     # Everything that can be wrong is checked before the model is loaded.
     records = data.read_records(args.data)
     data.check_fields(records, [s["question"], s["answer"]], args.data)
+    check_world_size(s, world_size())
     grad_accum = accumulation_steps(s["global_batch"], s["micro_batch"], world_size())
     steps_per_epoch = math.ceil(len(records) / s["global_batch"])
     total_steps = steps_per_epoch * s["epochs"]
 
-    resume = checkpointing.latest_complete_checkpoint(ckpt_dir)
-    checkpointing.remove_incomplete_checkpoints(ckpt_dir)
     on_gpu = torch.cuda.is_available()
     targs = TrainingArguments(
         output_dir=str(ckpt_dir),
@@ -129,6 +148,15 @@ def main(argv=None) -> int:
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
+    # The TrainingArguments above have joined the process group.
+    resume = checkpointing.clean_for_resume(ckpt_dir, targs.process_index == 0)
+    if resume and s.get("deepspeed"):
+        checkpointing.check_deepspeed_world_size(resume, world_size())
+    hosts = manifest.rank_hosts()
+    if resume and targs.process_index == 0:
+        checkpointing.record_resume(ckpt_dir, resume, world_size(), hosts)
+    policy = preemption.StopPolicy(s["checkpoint_minutes"], s["deadline_margin_minutes"],
+                                   preemption.slurm_deadline() if targs.process_index == 0 else None)
     tokenizer = load_tokenizer(s["model_path"], revision=s.get("revision"))
     tokenizer.padding_side = "right"
     train_set = build_dataset(records, tokenizer, s)
@@ -145,8 +173,8 @@ def main(argv=None) -> int:
     counts = methods.parameter_counts(model, s["method"])
 
     exports = ckpt_dir / "exports"
-    callback = checkpointing.CheckpointCallback(exports, steps_per_epoch, resumed_from=resume)
-    trainer = RecipeTrainer(
+    callback = checkpointing.CheckpointCallback(exports, steps_per_epoch, policy, resumed_from=resume)
+    trainer = Trainer(
         model=model,
         args=targs,
         train_dataset=train_set,
@@ -158,7 +186,7 @@ def main(argv=None) -> int:
     )
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if callback.preempted:
-        print(f"{s['run_id']}: stopped at step {trainer.state.global_step} on SIGTERM; "
+        print(f"{s['run_id']}: stopped at step {trainer.state.global_step} (SIGTERM or deadline); "
               "rerun to continue from the saved checkpoint", file=sys.stderr)
         return 143
     if not trainer.is_world_process_zero():
@@ -180,6 +208,8 @@ def main(argv=None) -> int:
         "data": {"path": args.data, "records": len(records),
                  "sha256": data.content_hash(records), "sampling": data.SAMPLING_RULE},
         "hardware": hw,
+        "hosts": hosts,  # one per rank
+        "resumes": checkpointing.resume_history(ckpt_dir),
         "trainable_params": counts["trainable"],
         "extra_params": counts["extra"],
         "optimizer_steps": trainer.state.global_step,

@@ -98,15 +98,20 @@ def _settings(model_dir, run_id="tiny__math__rasa-r4-k1__f100__e2"):
         "max_length": 128, "dropout": 0.05, "warmup_ratio": 0.1, "lion_betas": [0.9, 0.95],
         "weight_decay": 0.0, "mask": "instruction", "loss_averaging": "micro_batch", "group_by_length": True,
         "gradient_checkpointing": False, "dtype": "float32", "deepspeed": None,
+        "nodes": 1, "procs_per_node": 1, "checkpoint_minutes": 30, "deadline_margin_minutes": 15,
     }
 
 
-def _train(model_dir, data_file, work, kill_after_steps=None):
-    """Run rasa.train in a subprocess; optionally SIGTERM it once it has logged N steps."""
-    cmd = [sys.executable, "-m", "rasa.train", "--settings", json.dumps(_settings(model_dir)),
-           "--data", str(data_file), "--checkpoints", str(work / "ckpt"), "--out", str(work / "out")]
+def _train(settings: dict, data_file, work, procs=1, kill_after_steps=None):
+    """rasa.train through rasa.launch on ``procs`` local processes; optionally SIGTERM the launcher
+    (torchrun forwards it) once N steps are logged (by rank 0 alone under torchrun)."""
+    settings = dict(settings, procs_per_node=procs)
+    cmd = [sys.executable, "-m", "rasa.launch", "--procs-per-node", str(procs), "rasa.train",
+           "--settings", json.dumps(settings), "--data", str(data_file),
+           "--checkpoints", str(work / "ckpt"), "--out", str(work / "out")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            env=dict(env, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"))
     steps, output = 0, []
     for line in proc.stdout:
         output.append(line)
@@ -114,7 +119,7 @@ def _train(model_dir, data_file, work, kill_after_steps=None):
             steps += 1
             if kill_after_steps and steps == kill_after_steps:
                 proc.send_signal(signal.SIGTERM)
-    return proc.wait(), "".join(output)
+    return proc.wait(timeout=600), "".join(output)
 
 
 @pytest.mark.slow
@@ -123,13 +128,14 @@ def test_sigterm_mid_epoch_then_rerun_equals_uninterrupted(tiny_model_dir, tmp_p
     data_file = tmp_path / "train.jsonl"
     data.write_jsonl(records, data_file)
 
-    code, log = _train(tiny_model_dir, data_file, tmp_path / "plain")
+    settings = _settings(tiny_model_dir)
+    code, log = _train(settings, data_file, tmp_path / "plain")
     assert code == 0, log
-    code, log = _train(tiny_model_dir, data_file, tmp_path / "preempted", kill_after_steps=7)
+    code, log = _train(settings, data_file, tmp_path / "preempted", kill_after_steps=7)
     assert code == 143, log  # stopped at a step boundary inside epoch 1 (20 steps per epoch)
     assert "stopped at step" in log
     assert checkpointing.latest_complete_checkpoint(tmp_path / "preempted" / "ckpt") is not None
-    code, log = _train(tiny_model_dir, data_file, tmp_path / "preempted")
+    code, log = _train(settings, data_file, tmp_path / "preempted")
     assert code == 0, log
 
     from safetensors.torch import load_file
@@ -147,14 +153,38 @@ def test_sigterm_mid_epoch_then_rerun_equals_uninterrupted(tiny_model_dir, tmp_p
 def test_launcher_single_process_node_and_multi_node(monkeypatch):
     from rasa import launch
 
-    assert launch.command(1, "rasa.train", ["--x"], env={})[1:] == ["-m", "rasa.train", "--x"]
-    node = launch.command(8, "rasa.train", ["--x"], env={})
+    assert launch.command(1, 1, "rasa.train", ["--x"], env={})[1:] == ["-m", "rasa.train", "--x"]
+    node = launch.command(1, 8, "rasa.train", ["--x"], env={})
     assert "--standalone" in node and "--nproc-per-node=8" in node
-    monkeypatch.setattr(launch, "first_node", lambda: "gpu017")
-    multi = launch.command(8, "rasa.train", ["--x"], env={"SLURM_NNODES": "8", "SLURM_JOB_ID": "42"})
-    assert multi[:4] == ["srun", "--nodes=8", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
-    assert "--nnodes=8" in multi and "--rdzv-endpoint=gpu017:29500" in multi and "--rdzv-id=42" in multi
-    assert multi[-3:] == ["-m", "rasa.train", "--x"]
+    assert f"--shutdown-timeout={launch.SHUTDOWN_SECONDS}" in node
+    with pytest.raises(SystemExit, match="need a Slurm job"):
+        launch.command(2, 1, "rasa.train", [], env={})
+
+    outputs = {("show", "job", "-o", "42"): "JobId=42 JobName=x NodeList=gpu[017-024] NumNodes=8 "
+                                            "NumCPUs=64 CPUs/Task=4 ReqB:S:C:T=0:0:*:*",
+               ("show", "hostnames", "gpu[017-024]"): "gpu017\ngpu018\n",
+               ("show", "node", "-o", "gpu017"): "NodeName=gpu017 Arch=x86_64 NodeAddr=10.1.0.17"}
+    monkeypatch.setattr(launch, "scontrol", lambda *args: outputs[args])
+    multi = launch.command(8, 4, "rasa.train", ["--x"], env={"SLURM_JOB_ID": "42"})
+    assert multi[:7] == ["srun", "--nodes=8", "--ntasks=32", "--ntasks-per-node=4",
+                         "--cpus-per-task=4", "--overlap", "--kill-on-bad-exit=1"]
+    assert multi[7] == f"--export=ALL,MASTER_ADDR=10.1.0.17,MASTER_PORT={20000 + 42}"
+    assert multi[-5:] == ["-m", "rasa.launch", "--task", "rasa.train", "--x"]
+    with pytest.raises(SystemExit, match="wants 2 node"):
+        launch.command(2, 4, "rasa.train", [], env={"SLURM_JOB_ID": "42"})
+    task = launch.task_environment({"SLURM_PROCID": "5", "SLURM_LOCALID": "1", "SLURM_NTASKS": "32",
+                                    "SLURM_NTASKS_PER_NODE": "4", "SLURM_NODEID": "1"})
+    assert task == {"RANK": "5", "LOCAL_RANK": "1", "WORLD_SIZE": "32", "LOCAL_WORLD_SIZE": "4",
+                    "GROUP_RANK": "1"}
+
+
+def test_world_size_must_match_the_config():
+    from rasa.train import check_world_size
+
+    s = {"run_id": "r", "nodes": 2, "procs_per_node": 4}
+    check_world_size(s, 8)
+    with pytest.raises(ValueError, match=r"nodes × procs_per_node = 2 × 4 = 8"):
+        check_world_size(s, 4)
 
 
 @pytest.mark.slow
@@ -166,6 +196,7 @@ def test_deepspeed_zero2_offload_on_two_processes_steps_with_lion(tiny_model_dir
     data.write_jsonl(records, data_file)
     settings = _settings(tiny_model_dir)
     settings.update(deepspeed="configs/deepspeed/zero2.json", global_batch=4, micro_batch=2, epochs=1)
+    settings.update(procs_per_node=2)
     cmd = [sys.executable, "-m", "rasa.launch", "--procs-per-node", "2", "rasa.train",
            "--settings", json.dumps(settings), "--data", str(data_file),
            "--checkpoints", str(tmp_path / "ckpt"), "--out", str(tmp_path / "out")]

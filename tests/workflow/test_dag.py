@@ -100,7 +100,8 @@ def test_slurm_profile_asks_8_nodes_for_70b_and_mixtral_and_one_node_of_8_gpus_o
             assert res["runtime"] == "2880", res  # no Time in the paper: the partition's limit
         else:
             assert res["nodes"] == "1" and res["gpu"] == "8", res
-        assert "--signal" in res["slurm_extra"]
+        assert res["mpi"] == "srun" and res["tasks_per_node"] == "8", res  # one task per GPU
+        assert "--signal=TERM@600" in res["slurm_extra"] and "B:" not in res["slurm_extra"]  # reaches training
         if "llama-3.1-8b__code__lora-r8__f100__e8" in job:
             assert res["runtime"] == str(round(9.6 * 60 * 1.5)), res  # Table 1's 9.6 h × margin
 

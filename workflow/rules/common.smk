@@ -148,6 +148,7 @@ def run_settings(wildcards):
         micro_batch=micro_batch_of(model, spec.task, spec.method),
         dtype=model.get("dtype", training["dtype"]),
         deepspeed=model.get("deepspeed", training.get("deepspeed")),
+        nodes=model.get("nodes", 1), procs_per_node=model.get("procs_per_node", 1),
     )
     return json.dumps(settings, sort_keys=True)
 
@@ -209,6 +210,34 @@ def gres_of_run(wildcards):
     if model.get("nodes", 1) > 1 and model.get("gpus_per_node", 0):
         return f"gpu:{model['gpus_per_node']}"
     return ""
+
+
+def train_processes(wildcards):
+    return nodes_of_run(wildcards) * procs_per_node(wildcards)
+
+
+def train_mpi(wildcards):
+    """``srun`` for a job of several processes (an MPI job for the executor), else unset."""
+    return "srun" if train_processes(wildcards) > 1 else None
+
+
+def train_tasks(wildcards):
+    """Tasks of an MPI job with one process per node (the executor needs tasks or tasks per node > 1)."""
+    return train_processes(wildcards) if train_mpi(wildcards) and procs_per_node(wildcards) == 1 else None
+
+
+def train_tasks_per_node(wildcards):
+    return procs_per_node(wildcards) if procs_per_node(wildcards) > 1 else None
+
+
+def train_tasks_per_gpu(wildcards):
+    """0 keeps the executor from turning ``tasks`` into ``--ntasks-per-gpu`` on a GPU job."""
+    return 0 if train_tasks(wildcards) and MODELS[model_of_run(wildcards)].get("gpus_per_node", 0) else None
+
+
+def train_cpus_per_task(wildcards):
+    """``cpus_of_run`` is per node; an MPI job has one task per process."""
+    return max(1, cpus_of_run(wildcards) // procs_per_node(wildcards)) if train_mpi(wildcards) else cpus_of_run(wildcards)
 
 
 def cpus_of_run(wildcards):

@@ -1,5 +1,8 @@
 # One job per training run. Checkpoints live under {W}/checkpoints/<run>, which is not an output:
 # Snakemake deletes a failed job's outputs, and a preempted run must keep what it saved.
+# A run of several processes is an "MPI" job for the Slurm executor (the `mpi` resource, one Slurm
+# task per process): the job's command runs in the batch step, not inside an `srun -n1` that would
+# shrink it to one node, and rasa.launch starts the processes with its own `srun`.
 
 
 rule train:
@@ -14,14 +17,18 @@ rule train:
         checkpoints=f"{W}/checkpoints/{{run}}",
         out=f"{W}/runs/{{run}}",
         procs=procs_per_node,
+        nodes=nodes_of_run,
     wildcard_constraints:
         run=alternatives(RUNS),
     resources:
         nodes=nodes_of_run,
-        tasks_per_node=1,
+        mpi=train_mpi,
+        tasks=train_tasks,
+        tasks_per_node=train_tasks_per_node,
+        tasks_per_gpu=train_tasks_per_gpu,
         gpu=gpus_of_run,
         gres=gres_of_run,
-        cpus_per_task=cpus_of_run,
+        cpus_per_task=train_cpus_per_task,
         mem_mb=train_mem_mb,
         runtime=train_minutes,
     log:
@@ -29,6 +36,6 @@ rule train:
     conda:
         ENV
     shell:
-        "python -m rasa.launch --procs-per-node {params.procs} rasa.train "
+        "python -m rasa.launch --nodes {params.nodes} --procs-per-node {params.procs} rasa.train "
         "--settings {params.settings:q} --data {input.data} "
         "--checkpoints {params.checkpoints} --out {params.out} > {log} 2>&1"
