@@ -18,8 +18,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rasa import checkpointing, data
-from test_train import FIXTURES, _settings, _train
+from rasa import checkpointing
+from test_train import _math_data, _settings, _train
 
 
 def _adapters(work, epoch):
@@ -28,9 +28,7 @@ def _adapters(work, epoch):
 
 @pytest.mark.slow
 def test_two_process_checkpoint_resumes_on_one_and_on_four_processes(tiny_model_dir, tmp_path):
-    records = data.read_records(str(FIXTURES / "metamathqa.jsonl"))[:48]
-    data_file = tmp_path / "train.jsonl"
-    data.write_jsonl(records, data_file)
+    data_file = _math_data(tmp_path, 48)
     settings = _settings(tiny_model_dir)
     settings.update(dropout=0.0, global_batch=4, micro_batch=1)  # 12 steps per epoch, 24 in all
 

@@ -122,11 +122,16 @@ def _train(settings: dict, data_file, work, procs=1, kill_after_steps=None):
     return proc.wait(timeout=600), "".join(output)
 
 
+def _math_data(tmp_path, n: int):
+    """The first ``n`` MetaMathQA fixture records as a training file."""
+    data_file = tmp_path / "train.jsonl"
+    data.write_jsonl(data.read_records(str(FIXTURES / "metamathqa.jsonl"))[:n], data_file)
+    return data_file
+
+
 @pytest.mark.slow
 def test_sigterm_mid_epoch_then_rerun_equals_uninterrupted(tiny_model_dir, tmp_path):
-    records = data.read_records(str(FIXTURES / "metamathqa.jsonl"))[:40]
-    data_file = tmp_path / "train.jsonl"
-    data.write_jsonl(records, data_file)
+    data_file = _math_data(tmp_path, 40)
 
     settings = _settings(tiny_model_dir)
     code, log = _train(settings, data_file, tmp_path / "plain")
@@ -191,9 +196,7 @@ def test_world_size_must_match_the_config():
 def test_deepspeed_zero2_offload_on_two_processes_steps_with_lion(tiny_model_dir, tmp_path):
     """ZeRO-2 with optimizer offload (configs/deepspeed/zero2.json) steps with Lion: DeepSpeed's
     CPU Lion, which rasa.optim hands to the engine where the optimizer is offloaded."""
-    records = data.read_records(str(FIXTURES / "metamathqa.jsonl"))[:16]
-    data_file = tmp_path / "train.jsonl"
-    data.write_jsonl(records, data_file)
+    data_file = _math_data(tmp_path, 16)
     settings = _settings(tiny_model_dir)
     settings.update(deepspeed="configs/deepspeed/zero2.json", global_batch=4, micro_batch=2, epochs=1)
     settings.update(procs_per_node=2)
