@@ -255,24 +255,12 @@ def read_samples(path: str | Path, problems: list[dict]) -> tuple[list[list[str]
             for p in problems], records
 
 
-def _write_jsonl_atomic(path: str | Path, records: list[dict]) -> None:
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for r in records:
-            fh.write(json.dumps(r) + "\n")
-    os.replace(tmp, path)
-
-
 # ------------------------------------------------------------------------------------------ CLI
 
 
 def _generate(args: argparse.Namespace) -> int:
     from rasa.evaluation import generation
+    from rasa.io import write_jsonl_atomic
 
     problems = load_problems(args.problems)[: args.limit]
     engine = generation.engine_from_args(args)
@@ -286,7 +274,7 @@ def _generate(args: argparse.Namespace) -> int:
     records = [{"task_id": pr["task_id"], "sample": j, "completion": text,
                 "solution": postprocess(pr, text), "backend": engine.name}
                for pr, texts in zip(problems, completions) for j, text in enumerate(texts)]
-    _write_jsonl_atomic(args.samples, records)
+    write_jsonl_atomic(args.samples, records)
     print(f"HumanEval+ generation: {len(problems)} problems x {args.n_samples} samples, "
           f"{time.monotonic() - t0:.0f} s, backend {engine.name} -> {args.samples}")
     return 0
