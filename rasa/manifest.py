@@ -65,6 +65,12 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
+def model_source(model_path: str | Path) -> dict | None:
+    """The base model's ``source.json`` (hub repo and revision, or GGUF file and sha256), if any."""
+    record = Path(model_path) / "source.json"
+    return json.loads(record.read_text()) if record.is_file() else None
+
+
 def write_manifest(path: str | Path, content: dict) -> None:
     path = Path(path)
     tmp = path.with_suffix(".tmp")

