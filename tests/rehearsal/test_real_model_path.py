@@ -42,6 +42,7 @@ def test_convert_train_one_step_generate_and_score_two_problems(smollm2_dir, tmp
         "max_length": 128, "dropout": 0.05, "warmup_ratio": 0.1, "lion_betas": [0.9, 0.95],
         "weight_decay": 0.0, "mask": "instruction", "loss_averaging": "micro_batch",
         "group_by_length": True, "gradient_checkpointing": False, "dtype": "float32", "deepspeed": None,
+        "nodes": 1, "procs_per_node": 1, "checkpoint_minutes": 30, "deadline_margin_minutes": 15,
     }
     out = tmp_path / "run"
     _run("rasa.train", "--settings", json.dumps(settings), "--data", str(data_file),
