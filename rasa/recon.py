@@ -1,6 +1,6 @@
 """Minimum reconstruction error of a set of weight updates: LoRA (exact) and RaSA (coordinate descent).
 
-Paper §3 and Appendix A (``shared/research/paper.md`` §2). Given the updates ``M_1 … M_L`` of one
+Paper §3 and Appendix A. Given the updates ``M_1 … M_L`` of one
 linear-module type (one per layer, all of shape ``b × a``):
 
 * **LoRA** (Eqs. 7–9): ``e_lora(r) = Σ_i Σ_{j>r} σ_j(M_i)²`` by the Eckart–Young–Mirsky theorem.

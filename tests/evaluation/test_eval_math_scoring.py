@@ -129,8 +129,8 @@ def test_problem_loading_and_breakdowns(tmp_path, write_jsonl):
     assert rows["accuracy/level1"] == 100.0 and rows["accuracy/level?"] == 0.0
 
 
-def test_paper_scorer_matches_the_authors_verdicts_listed_in_the_digest():
-    # shared/research/original_repo.md §4.2, "Checked": verdicts of the authors' is_equiv
+def test_paper_scorer_matches_the_authors_recorded_verdicts():
+    # verdicts of the authors' is_equiv as checked against their code (the port in authors_math_checker.py)
     pairs = [("(3,\\frac{\\pi}{2})", "(3,\\frac{\\pi}{2})", False), ("[2,5)", "[2,5)", False),
              ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", False),
              ("0.5", "\\frac{1}{2}", True), ("(x+1)^2", "x^2+2x+1", True),
