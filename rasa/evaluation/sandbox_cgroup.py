@@ -44,9 +44,12 @@ def _parents() -> dict[str, str] | None:
     return parents
 
 
+@lru_cache(maxsize=None)
 def available() -> bool:
-    """Whether this process may create per-sample cgroups."""
-    return _parents() is not None
+    """Whether this process may create per-sample cgroups with their limits (one trial group)."""
+    trial = SampleCgroup(64 * 1024 * 1024, 16)
+    trial.remove()
+    return bool(trial.dirs)
 
 
 class SampleCgroup:
@@ -64,14 +67,25 @@ class SampleCgroup:
                 os.mkdir(path)
                 self.dirs.append(path)
                 if controller == "memory":
-                    self._write(path, "memory.limit_in_bytes", memory_bytes)
-                    if os.path.exists(os.path.join(path, "memory.memsw.limit_in_bytes")):
-                        self._write(path, "memory.memsw.limit_in_bytes", memory_bytes)
+                    self._limit_memory(path, memory_bytes)
                 else:
                     self._write(path, "pids.max", max_pids)
         except OSError:
             self.remove()
             self.dirs = []
+
+    @classmethod
+    def _limit_memory(cls, path: str, memory_bytes: int) -> None:
+        """RAM, and RAM + swap where the kernel accounts swap; swappiness 0 in every case.
+
+        Without ``memory.memsw.*`` (swap accounting off) a sample at its RAM limit would be
+        swapped out rather than stopped, and could hold any amount; with swappiness 0 the
+        group's reclaim never swaps its anonymous pages, so the out-of-memory killer stops it.
+        """
+        cls._write(path, "memory.limit_in_bytes", memory_bytes)
+        cls._write(path, "memory.swappiness", 0)
+        if os.path.exists(os.path.join(path, "memory.memsw.limit_in_bytes")):
+            cls._write(path, "memory.memsw.limit_in_bytes", memory_bytes)
 
     @staticmethod
     def _write(path: str, name: str, value: int) -> None:

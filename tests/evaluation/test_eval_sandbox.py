@@ -220,3 +220,27 @@ def test_no_isolation_is_refused_unless_opted_in(monkeypatch):
     finally:
         monkeypatch.delenv("RASA_SANDBOX_MODE")
         isolation_mode.cache_clear()
+
+
+def test_sample_cgroup_cannot_swap_past_its_limit():
+    """A sample's group caps RAM (and RAM + swap where swap is accounted) and never swaps: on a
+    machine with swap but no swap accounting, the limit alone would let a sample page out and
+    hold any amount."""
+    from rasa.evaluation.sandbox_cgroup import SampleCgroup, available
+
+    if not available():
+        pytest.skip("this process may not create cgroups")
+    group = SampleCgroup(256 * 1024 * 1024, 8)
+    try:
+        memory = next(d for d in group.dirs if "/memory/" in d)
+
+        def read(name: str) -> str:
+            return Path(memory, name).read_text().strip()
+
+        assert read("memory.limit_in_bytes") == str(256 * 1024 * 1024)
+        assert read("memory.swappiness") == "0"
+        if Path(memory, "memory.memsw.limit_in_bytes").exists():
+            assert read("memory.memsw.limit_in_bytes") == str(256 * 1024 * 1024)
+    finally:
+        group.remove()
+    assert not any(Path(d).exists() for d in group.dirs)
