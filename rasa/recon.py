@@ -46,7 +46,7 @@ Initialisations
   singular triplets; pool block ``i`` = layer ``i``'s triplets ``r−k+1 … r`` with ``D_i`` holding
   their singular values on its own block and zeros elsewhere. Its error equals LoRA's, so
   ``e_rasa ≤ e_lora`` from iteration 0 on.
-* ``"paper"``: the paper's start is not documented (paper.md §2.3, UNKNOWN). We use the adapter's own
+* ``"paper"``: the paper does not document its start. We use the adapter's own
   initialisation, mirrored: ``A_S`` random Gaussian (rows of norm ≈ 1), ``B_S = 0``, ``D_i = I``, so
   the shared part starts at zero and the private part is the first Eq.-19 step (top ``r−k`` SVD of
   ``M_i``). Iteration 0 is then LoRA's error at rank ``r−k`` (above LoRA's at rank ``r``) and the
