@@ -126,7 +126,7 @@ def main(argv=None):
                fast_error=e_fast, fast_history=h_fast)
     width = st["big_product_width"] / max(args.iters, 1)
     fl = 2.0 * L * b * a * width
-    fl_nom, width_nom = flops_per_iteration(L, b, a, args.r, args.k)
+    fl_nom, _ = flops_per_iteration(L, b, a, args.r, args.k)
     out.update(fast_width_per_iter=width, fast_flop_per_iter=fl,
                fast_flop_per_iter_nominal_1_power_step=fl_nom)
 

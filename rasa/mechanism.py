@@ -21,8 +21,9 @@ at the same parameter budget, cannot represent?
 
 Output CSV columns: ``method,r,k,step,loss,trainable_params``; ``loss`` is the loss on a fixed
 held-out set of ``--eval-size`` random sequences (the same for every method), every
-``--log-every`` steps (``step`` 0: before any update). ``--summary JSON`` also records the teacher's minimum reconstruction errors (LoRA's exact
-and RaSA's by :mod:`rasa.recon`) and the final losses.
+``--log-every`` steps (``step`` 0: before any update). ``--summary JSON`` also records the
+teacher's minimum reconstruction errors (LoRA's exact and RaSA's by :mod:`rasa.recon`) and the
+final losses.
 """
 
 from __future__ import annotations

@@ -70,7 +70,6 @@ Degenerate shapes: ranks are clipped to ``min(b, a)``. If ``r ≥ min(b, a)`` Lo
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import torch
 

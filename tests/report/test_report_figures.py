@@ -106,7 +106,7 @@ def test_partial_figures_with_half_the_runs(tiny, tmp_path):
 def test_partial_from_nothing(tmp_path):
     config = load_config(REPO / "configs" / "config.yaml")
     for name in FIGURES:
-        ys, labels, title = draw(name, config, tmp_path, partial=True)
+        title = draw(name, config, tmp_path, partial=True)[2]
         assert "[partial:" in title, name
         with pytest.raises(MissingResultsError, match="file not found"):
             render_figure(name, config, tmp_path)
