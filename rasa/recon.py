@@ -19,9 +19,9 @@ through skinny products (batched over the layers):
 * ``M_i A_Sᵀ`` (width K) for the ``B_S`` update and ``B_Sᵀ M_i`` (height K) for the ``A_S`` update;
   the ``D_i`` update and every error evaluation reuse those two products.
 * The private step applies the residual ``R_i = M_i − B_S D_i A_S`` as an operator
-  (``R Z = M Z − B_S(D_i(A_S Z))``) inside a warm-started randomized subspace iteration of width
-  ``s = t + oversample``: the basis starts from the previous private column space plus a few random
-  directions, one product ``QᵀR`` gives both the Rayleigh–Ritz truncated SVD and the next power
+  (``R Z = M Z − B_S(D_i(A_S Z))``) inside a warm-started subspace iteration of width
+  ``s = t + oversample``: the basis starts from the previous private column space plus the next
+  ``oversample`` Ritz vectors of the previous step (at first: of the start's SVD), one product ``QᵀR`` gives both the Rayleigh–Ritz truncated SVD and the next power
   step, and the iteration stops when the captured energy stops moving (``inner_tol``). Because the
   first basis contains the old private subspace, the Rayleigh–Ritz solution is never worse than the
   old private factors (monotone by construction, and guarded anyway).
