@@ -1,6 +1,6 @@
 """Benchmark: the RaSA reconstruction solver (rasa.recon.rasa_error) against the straightforward
-dense implementation (rasa.recon.rasa_error_dense: full SVDs every iteration, explicit targets and
-products), on the same inputs, in one run.
+dense implementation (tests/recon_dense_reference.py: full SVDs every iteration, explicit targets
+and products), on the same inputs, in one run.
 
     python benchmarks/recon.py                        # 32 × (1024 × 1024), r=8, k=1, 3 iterations
     python benchmarks/recon.py --layers 32 --rows 4096 --cols 14336 --device cuda --dtype float32 --skip-dense
@@ -31,11 +31,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from rasa.recon import lora_error, rasa_error, rasa_error_dense
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the dense reference lives with the tests
+
+from recon_dense_reference import rasa_error_dense  # noqa: E402
+
+from rasa.recon import lora_error, rasa_error  # noqa: E402
 
 
 def make_updates(L: int, b: int, a: int, seed: int = 0, rank: int = 64, shared_rank: int = 16,
@@ -88,7 +96,6 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype)
     mats = make_updates(args.layers, args.rows, args.cols, dtype=dtype, device=args.device)
     L, b, a = args.layers, args.rows, args.cols
-    L, b, a = args.layers, args.rows, args.cols
     out = {"layers": L, "rows": b, "cols": a, "r": args.r, "k": args.k, "iters": args.iters,
            "init": args.init, "dtype": args.dtype, "device": args.device,
            "torch_threads": torch.get_num_threads()}
@@ -119,7 +126,7 @@ def main(argv=None):
                fast_error=e_fast, fast_history=h_fast)
     width = st["big_product_width"] / max(args.iters, 1)
     fl = 2.0 * L * b * a * width
-    fl_nom, width_nom = flops_per_iteration(L, b, a, args.r, args.k)
+    fl_nom, _ = flops_per_iteration(L, b, a, args.r, args.k)
     out.update(fast_width_per_iter=width, fast_flop_per_iter=fl,
                fast_flop_per_iter_nominal_1_power_step=fl_nom)
 

@@ -21,8 +21,9 @@ at the same parameter budget, cannot represent?
 
 Output CSV columns: ``method,r,k,step,loss,trainable_params``; ``loss`` is the loss on a fixed
 held-out set of ``--eval-size`` random sequences (the same for every method), every
-``--log-every`` steps (``step`` 0: before any update). ``--summary JSON`` also records the teacher's minimum reconstruction errors (LoRA's exact
-and RaSA's by :mod:`rasa.recon`) and the final losses.
+``--log-every`` steps (``step`` 0: before any update). ``--summary JSON`` also records the
+teacher's minimum reconstruction errors (LoRA's exact and RaSA's by :mod:`rasa.recon`) and the
+final losses.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def _tail_mean(rows, frac=0.2):
     return sum(losses[-n:]) / n
 
 
-def main(argv=None):
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rasa.mechanism", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="local HF folder of the dense (tiny) model")
@@ -186,7 +187,41 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--summary", default=None, help="optional JSON with reconstruction errors and final losses")
     p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def _teacher_recon(deltas: dict, args, log) -> dict:
+    """Per module type: the teacher updates' total energy and LoRA's and RaSA's minimum errors."""
+    recon = {}
+    for mtype, ds in deltas.items():
+        tot = sum(float((d ** 2).sum()) for d in ds)
+        e_lora = lora_error(ds, args.r)
+        e_rasa, _ = rasa_error(ds, args.r, args.k, 300, init="theorem", tol=1e-12)
+        recon[mtype] = {"total": tot, "lora": e_lora, "rasa": e_rasa}
+        log(f"teacher {mtype}: relative MRE lora {e_lora / tot:.3g}, rasa {e_rasa / tot:.3g}")
+    return recon
+
+
+def _train_best(base, teacher, method: str, lrs: list[float], args, log, summary: dict) -> list:
+    """Train ``method`` at every learning rate; record the sweep in ``summary``; the best run's rows."""
+    best = None
+    for lr in lrs:
+        rws, n = train_student(base, teacher, method, args.r, args.k, lr, args, log)
+        score = _tail_mean(rws)
+        summary["lr_sweep"].setdefault(method, {})[repr(lr)] = {"tail_mean_loss": score,
+                                                                 "final_loss": float(rws[-1][4])}
+        if best is None or score < best[0]:
+            best = (score, lr, rws, n)
+    score, lr, rws, n = best
+    summary["best_lr"][method] = lr
+    summary["final_loss"][method] = float(rws[-1][4])
+    summary["tail_mean_loss"] = {**summary.get("tail_mean_loss", {}), method: score}
+    summary["trainable_params"][method] = n
+    return rws
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if args.alpha is None:
         args.alpha = 2.0 * args.r
@@ -211,33 +246,12 @@ def main(argv=None):
     teacher, deltas = build_teacher(base, args.targets, S, P, args.private_frac, args.teacher_scale, args.seed)
 
     summary = {"layers": L, "teacher_shared_rank": S, "teacher_private_rank": P, "r": args.r, "k": args.k,
-               "recon": {}, "final_loss": {}, "trainable_params": {}}
-    for mtype, ds in deltas.items():
-        tot = sum(float((d ** 2).sum()) for d in ds)
-        e_lora = lora_error(ds, args.r)
-        e_rasa, _ = rasa_error(ds, args.r, args.k, 300, init="theorem", tol=1e-12)
-        summary["recon"][mtype] = {"total": tot, "lora": e_lora, "rasa": e_rasa}
-        log(f"teacher {mtype}: relative MRE lora {e_lora / tot:.3g}, rasa {e_rasa / tot:.3g}")
-
+               "recon": _teacher_recon(deltas, args, log), "final_loss": {}, "trainable_params": {},
+               "lr_sweep": {}, "best_lr": {}}
     rows = []
     lrs = [float(x) for x in args.lrs.split(",") if x.strip()]
-    summary["lr_sweep"] = {}
-    summary["best_lr"] = {}
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        best = None
-        for lr in lrs:
-            rws, n = train_student(base, teacher, method, args.r, args.k, lr, args, log)
-            score = _tail_mean(rws)
-            summary["lr_sweep"].setdefault(method, {})[repr(lr)] = {"tail_mean_loss": score,
-                                                                     "final_loss": float(rws[-1][4])}
-            if best is None or score < best[0]:
-                best = (score, lr, rws, n)
-        score, lr, rws, n = best
-        rows += rws
-        summary["best_lr"][method] = lr
-        summary["final_loss"][method] = float(rws[-1][4])
-        summary["tail_mean_loss"] = {**summary.get("tail_mean_loss", {}), method: score}
-        summary["trainable_params"][method] = n
+        rows += _train_best(base, teacher, method, lrs, args, log, summary)
     out = Path(args.out)
     write_csv_atomic(out, [dict(zip(COLUMNS, row)) for row in rows], columns=COLUMNS)
     if args.summary:

@@ -19,9 +19,9 @@ through skinny products (batched over the layers):
 * ``M_i A_Sᵀ`` (width K) for the ``B_S`` update and ``B_Sᵀ M_i`` (height K) for the ``A_S`` update;
   the ``D_i`` update and every error evaluation reuse those two products.
 * The private step applies the residual ``R_i = M_i − B_S D_i A_S`` as an operator
-  (``R Z = M Z − B_S(D_i(A_S Z))``) inside a warm-started randomized subspace iteration of width
-  ``s = t + oversample``: the basis starts from the previous private column space plus a few random
-  directions, one product ``QᵀR`` gives both the Rayleigh–Ritz truncated SVD and the next power
+  (``R Z = M Z − B_S(D_i(A_S Z))``) inside a warm-started subspace iteration of width
+  ``s = t + oversample``: the basis starts from the previous private column space plus the next
+  ``oversample`` Ritz vectors of the previous step (at first: of the start's SVD), one product ``QᵀR`` gives both the Rayleigh–Ritz truncated SVD and the next power
   step, and the iteration stops when the captured energy stops moving (``inner_tol``). Because the
   first basis contains the old private subspace, the Rayleigh–Ritz solution is never worse than the
   old private factors (monotone by construction, and guarded anyway).
@@ -46,7 +46,7 @@ Initialisations
   singular triplets; pool block ``i`` = layer ``i``'s triplets ``r−k+1 … r`` with ``D_i`` holding
   their singular values on its own block and zeros elsewhere. Its error equals LoRA's, so
   ``e_rasa ≤ e_lora`` from iteration 0 on.
-* ``"paper"``: the paper's start is not documented (paper.md §2.3, UNKNOWN). We use the adapter's own
+* ``"paper"``: the paper does not document its start. We use the adapter's own
   initialisation, mirrored: ``A_S`` random Gaussian (rows of norm ≈ 1), ``B_S = 0``, ``D_i = I``, so
   the shared part starts at zero and the private part is the first Eq.-19 step (top ``r−k`` SVD of
   ``M_i``). Iteration 0 is then LoRA's error at rank ``r−k`` (above LoRA's at rank ``r``) and the
@@ -70,11 +70,10 @@ Degenerate shapes: ranks are clipped to ``min(b, a)``. If ``r ≥ min(b, a)`` Lo
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import torch
 
-__all__ = ["lora_error", "lora_error_from_spectra", "rasa_error", "rasa_error_dense", "spectra",
+__all__ = ["RasaSolver", "lora_error", "lora_error_from_spectra", "rasa_error", "reconstruct", "spectra",
            "stack_mats"]
 
 F64 = torch.float64
@@ -208,7 +207,7 @@ def lora_error(mats, r: int, *, dtype=F64, device=None) -> float:
 # ----------------------------------------------------------------------------------------------
 
 class _State:
-    """Factors (float64) and cached inner products of one RaSA solution."""
+    """Factors (float64) of one RaSA solution."""
 
     def __init__(self, up, sp, vp, B, A, d):
         self.up, self.sp, self.vp = up, sp, vp  # (L,b,t) orthonormal cols, (L,t), (L,a,t)
@@ -237,11 +236,297 @@ def _err(nM, mp, ms, st: _State):
     return nM - 2.0 * mp - 2.0 * ms + pp + 2.0 * ps + ss
 
 
+def _ms_from_MA(MA, st: _State):
+    """⟨M_i, S_i⟩ per layer from ``MA = M A_Sᵀ`` (L,b,K), float64."""
+    return torch.einsum("bk,lbk,lk->l", st.B, MA, st.d)
+
+
+def _ms_from_BM(BM, st: _State):
+    """⟨M_i, S_i⟩ per layer from ``BM = B_Sᵀ M`` (L,K,a), float64."""
+    return torch.einsum("lka,ka,lk->l", BM, st.A, st.d)
+
+
+class RasaSolver:
+    """RaSA's block-coordinate descent on the updates of one module type (see the module docstring).
+
+    ``RasaSolver(mats, r, k, ...)`` stacks the ``M_i`` and builds the start; :meth:`run` iterates.
+    Besides the factors (``self.st``) it keeps, per layer, the error ``E``, ``mp = ⟨M,P⟩`` and
+    ``ms = ⟨M,S⟩``; every step updates them from small matrices. ``products`` counts the columns of
+    the skinny products with the ``M_i`` made by the iterations (the benchmark's cost measure).
+    Parameters as in :func:`rasa_error`."""
+
+    def __init__(self, mats, r: int, k: int, *, init: str = "theorem", dtype=F64, device=None,
+                 seed: int = 0, oversample: int = 10, power_iters: int = 8,
+                 inner_tol: float = 1e-12, spectra: dict | None = None):
+        if init not in ("theorem", "paper"):
+            raise ValueError(f"init must be 'theorem' or 'paper', got {init!r}")
+        self.M = stack_mats(mats, dtype=dtype, device=device)
+        self.L, self.b, self.a = self.M.shape
+        self.dev, self.dtype, self.r, self.k = self.M.device, dtype, r, k
+        self.t, self.K, self.n = _ranks(r, k, self.b, self.a, self.L)
+        self.power_iters, self.inner_tol, self.spectra = power_iters, inner_tol, spectra
+        self.nM = torch.stack([self.M[i].to(F64).pow(2).sum() for i in range(self.L)])
+        self.sw = min(self.t + oversample, self.b, self.a)  # width of the private step's subspace
+        self.products = 0
+        self.st = self._theorem_start() if init == "theorem" else self._paper_start(seed)
+        self.mp = self._mp()
+        if self.K:
+            self.ms = _ms_from_MA((self.M @ self._big(self.st.A.T)).to(F64), self.st)
+        else:
+            self.ms = self._zeros(self.L)
+        self.E = _err(self.nM, self.mp, self.ms, self.st)
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def _big(self, x):
+        """``x`` as an operand of a product with ``M`` (in ``M``'s dtype)."""
+        return x.to(self.dtype)
+
+    def _zeros(self, *shape):
+        return torch.zeros(*shape, dtype=F64, device=self.dev)
+
+    def _layer_svd(self, i: int, n_: int):
+        """Top-``n_`` singular triplets of layer ``i``, from ``spectra`` when it holds enough."""
+        sp = self.spectra
+        if sp is not None and sp["u"].shape[-1] >= min(n_, self.n):
+            m_ = min(n_, self.n)
+            return (sp["u"][i, :, :m_].to(self.dev, F64), sp["s"][i, :m_].to(self.dev, F64),
+                    sp["v"][i, :, :m_].to(self.dev, F64))
+        return _top_svd(self.M[i], n_)[:3]
+
+    def _mp(self):
+        """⟨M_i, P_i⟩ per layer (one product of width t)."""
+        st = self.st
+        if self.t == 0:
+            return self._zeros(self.L)
+        mv = (self.M @ self._big(st.vp)).to(F64)                   # (L,b,t)
+        return torch.einsum("lbt,lbt,lt->l", st.up, mv, st.sp)
+
+    # ---- starts ----------------------------------------------------------------------------
+    def _empty_state(self, A, d) -> _State:
+        L, b, a, t = self.L, self.b, self.a, self.t
+        st = _State(self._zeros(L, b, t), self._zeros(L, t), self._zeros(L, a, t),
+                    self._zeros(b, self.K), A, d)
+        st.ritz = self._zeros(L, b, self.sw)
+        return st
+
+    def _theorem_start(self) -> _State:
+        """Theorem 3.1: private = top ``r−k`` triplets; pool block ``i`` = layer ``i``'s next ``k``."""
+        t, k, K = self.t, self.k, self.K
+        st = self._empty_state(self._zeros(K, self.a), self._zeros(self.L, K))
+        need = min(self.r, self.n)
+        for i in range(self.L):
+            u, s, v = self._layer_svd(i, max(need, self.sw))
+            st.ritz[i, :, : u.shape[1]] = u[:, :self.sw]
+            u, s, v = u[:, :need], s[:need], v[:, :need]
+            st.up[i], st.sp[i], st.vp[i] = u[:, :t], s[:t], v[:, :t]
+            m = u.shape[1] - t  # available components r-k+1 .. r (fewer if r > rank bound)
+            if K and m > 0:
+                sl = slice(i * k, i * k + m)
+                st.B[:, sl] = u[:, t:t + m]
+                st.A[sl, :] = v[:, t:t + m].T
+                st.d[i, sl] = s[t:t + m]
+        return st
+
+    def _paper_start(self, seed: int) -> _State:
+        """Random ``A_S``, ``B_S = 0``, ``D_i = I``; private = top ``r−k`` triplets."""
+        gen = torch.Generator().manual_seed(int(seed))
+        A = torch.randn(self.K, self.a, generator=gen, dtype=F64) / math.sqrt(max(self.a, 1))
+        st = self._empty_state(A.to(self.dev), torch.ones(self.L, self.K, dtype=F64, device=self.dev))
+        t = self.t
+        for i in range(self.L):
+            u, s, v = self._layer_svd(i, max(t, self.sw))
+            st.ritz[i, :, : u.shape[1]] = u[:, :self.sw]
+            u, s, v = u[:, :t], s[:t], v[:, :t]
+            st.up[i, :, : u.shape[1]], st.sp[i, : s.numel()], st.vp[i, :, : v.shape[1]] = u, s, v
+        return st
+
+    # ---- shared step: B_S, A_S, D_i (Eqs. 24-26) -------------------------------------------
+    def shared_step(self) -> None:
+        if self.K == 0:
+            return
+        dd = self.st.d.T @ self.st.d                                # Σ_i d_i d_iᵀ (K,K)
+        self._update_B(dd)
+        BM, BT = self._update_A(dd)
+        self._update_d(BM, BT)
+        self._rescale()
+
+    def _accept_pool(self, cand: _State, msn) -> None:
+        """Take ``cand``'s ``B_S`` and ``A_S`` unless the total error grows."""
+        En = _err(self.nM, self.mp, msn, cand)
+        if En.sum() <= self.E.sum():
+            self.st.B, self.st.A, self.E, self.ms = cand.B, cand.A, En, msn
+
+    def _update_B(self, dd) -> None:
+        """Eq. 24: ``B (Σ D_i A Aᵀ D_i) = Σ_i T_i Aᵀ D_i``."""
+        st = self.st
+        MA = (self.M @ self._big(st.A.T)).to(F64)                  # (L,b,K)
+        self.products += self.K
+        TA = MA
+        if self.t:
+            TA = MA - st.up @ (st.sp.unsqueeze(-1) * (st.vp.transpose(1, 2) @ st.A.T))
+        H = torch.einsum("lbk,lk->bk", TA, st.d)
+        G = (st.A @ st.A.T) * dd
+        cand = _State(st.up, st.sp, st.vp, _psd_pinv_apply(G, H, left=False), st.A, st.d)
+        self._accept_pool(cand, _ms_from_MA(MA, cand))
+
+    def _update_A(self, dd):
+        """Eq. 25: ``(Σ D_i Bᵀ B D_i) A = Σ_i D_i Bᵀ T_i``; returns ``Bᵀ M`` and ``Bᵀ T``."""
+        st = self.st
+        BM = (self._big(st.B.T) @ self.M).to(F64)                  # (L,K,a)
+        self.products += self.K
+        BT = BM
+        if self.t:
+            BT = BM - ((st.B.T @ st.up) * st.sp.unsqueeze(1)) @ st.vp.transpose(1, 2)
+        H = torch.einsum("lk,lka->ka", st.d, BT)
+        G = (st.B.T @ st.B) * dd
+        cand = _State(st.up, st.sp, st.vp, st.B, _psd_pinv_apply(G, H, left=True), st.d)
+        self._accept_pool(cand, _ms_from_BM(BM, cand))
+        return BM, BT
+
+    def _update_d(self, BM, BT) -> None:
+        """Eq. 26: ``((BᵀB) ∘ (AAᵀ)) d_i = diag(Bᵀ T_i Aᵀ)``, guarded per layer."""
+        st = self.st
+        X = torch.einsum("lka,ka->lk", BT, st.A)
+        Hd = (st.B.T @ st.B) * (st.A @ st.A.T)
+        dn = _psd_pinv_apply(Hd, X.T, left=True).T                 # (L,K)
+        cand = _State(st.up, st.sp, st.vp, st.B, st.A, dn)
+        msn = _ms_from_BM(BM, cand)
+        En = _err(self.nM, self.mp, msn, cand)
+        ok = En <= self.E
+        st.d = torch.where(ok.unsqueeze(-1), dn, st.d)
+        self.E = torch.where(ok, En, self.E)
+        self.ms = torch.where(ok, msn, self.ms)
+
+    def _rescale(self) -> None:
+        """Exact re-scaling (objective unchanged): unit columns of B_S and rows of A_S."""
+        st = self.st
+        bn = st.B.norm(dim=0)
+        an = st.A.norm(dim=1)
+        okc = (bn > 0) & (an > 0)
+        bs = torch.where(okc, bn, torch.ones_like(bn))
+        as_ = torch.where(okc, an, torch.ones_like(an))
+        st.B = st.B / bs
+        st.A = st.A / as_.unsqueeze(-1)
+        st.d = st.d * (bs * as_)
+
+    # ---- private step (Eq. 19) -------------------------------------------------------------
+    def private_step(self) -> None:
+        if self.t == 0:
+            return
+        st = self.st
+        # warm start: the old private subspace plus the next Ritz vectors of the previous private
+        # step (the residual moves little between iterations)
+        Q0 = torch.cat([st.up, st.ritz[:, :, self.t:self.sw]], dim=2) if self.sw > self.t else st.up
+        Q, _ = torch.linalg.qr(Q0)
+        nR = self.nM - 2.0 * self.ms + _small_terms(st)[2]         # ‖R‖² per layer
+        best_e, best = self._subspace_iteration(Q, nR)
+        self._accept_private(best_e, best, nR)
+
+    def _residual_right(self, Z):
+        """``R Z`` for ``Z`` (L,a,w)."""
+        st = self.st
+        self.products += Z.shape[-1]
+        out = (self.M @ self._big(Z)).to(F64)
+        if self.K:
+            out = out - st.B @ (st.d.unsqueeze(-1) * (st.A @ Z))
+        return out
+
+    def _residual_left(self, Q):
+        """``Qᵀ R`` for ``Q`` (L,b,w), shape (L,w,a)."""
+        st = self.st
+        self.products += Q.shape[-1]
+        out = (self._big(Q.transpose(1, 2)) @ self.M).to(F64)
+        if self.K:
+            out = out - ((Q.transpose(1, 2) @ st.B) * st.d.unsqueeze(1)) @ st.A
+        return out
+
+    def _subspace_iteration(self, Q, nR):
+        """Rayleigh–Ritz truncated SVDs of the residuals in the basis ``Q``, with power steps until
+        the captured energy stops moving; returns the best captured energy per layer and the
+        factors reaching it, and keeps the last Ritz basis as the next warm start."""
+        t = self.t
+        best_e = torch.full((self.L,), -1.0, dtype=F64, device=self.dev)
+        best = [None] * self.L
+        prev = None
+        for p in range(self.power_iters + 1):
+            C = self._residual_left(Q)                              # (L,s,a)
+            lam, W = torch.linalg.eigh(C @ C.transpose(1, 2))       # ascending, (L,s)
+            Wall = W.flip(-1)
+            lam = lam.flip(-1).clamp_min(0.0)[:, :t]
+            e = lam.sum(-1)
+            best_e = self._keep_better(Q, C, Wall[:, :, :t], lam, e, best_e, best)
+            if prev is not None:
+                resid = (nR - e).clamp_min(0.0)
+                if bool(((e - prev) <= self.inner_tol * resid + 1e-300).all()):
+                    break
+            prev = e
+            if p == self.power_iters:
+                break
+            Q, _ = torch.linalg.qr(self._residual_right(C.transpose(1, 2)))  # power step
+        self.st.ritz = Q @ Wall                                     # Ritz basis, best first
+        return best_e, best
+
+    @staticmethod
+    def _keep_better(Q, C, W, lam, e, best_e, best):
+        """Store in ``best`` the triplets of the layers whose energy ``e`` beats ``best_e``."""
+        better = e > best_e
+        if not better.any():
+            return best_e
+        sv = lam.sqrt()
+        inv = torch.where(sv > sv.amax(-1, keepdim=True).clamp_min(1e-300) * 1e-12,
+                          1.0 / sv, torch.zeros_like(sv))
+        U = Q @ W                                                   # (L,b,t)
+        V = (C.transpose(1, 2) @ W) * inv.unsqueeze(1)              # (L,a,t)
+        keep = (inv > 0).to(F64)
+        for i in torch.nonzero(better).flatten().tolist():
+            best[i] = (U[i] * keep[i], sv[i] * keep[i], V[i] * keep[i])
+        return torch.where(better, e, best_e)
+
+    def _accept_private(self, best_e, best, nR) -> None:
+        """Guard per layer: new error = ‖R‖² − e, old = E."""
+        En = nR - best_e
+        ok = En <= self.E
+        if not ok.any():
+            return
+        st = self.st
+        up, sp, vp = st.up.clone(), st.sp.clone(), st.vp.clone()
+        for i in torch.nonzero(ok).flatten().tolist():
+            up[i], sp[i], vp[i] = best[i]
+        st.up, st.sp, st.vp = up, sp, vp
+        # ⟨M,P⟩ = ⟨R,P⟩ + ⟨S,P⟩ = e + ⟨S,P⟩  (only for the layers that changed)
+        _, ps_new, _ = _small_terms(st)
+        self.mp = torch.where(ok, best_e + ps_new, self.mp)
+        self.E = torch.where(ok, En, self.E)
+
+    # ---- driver ----------------------------------------------------------------------------
+    def run(self, iters: int, tol: float | None = None, callback=None) -> list[float]:
+        """Iterate (``B_S``, ``A_S``, ``D_i``, then the private factors); returns the history."""
+        history = [max(float(self.E.sum()), 0.0)]  # round-off can leave −1e-13 where the error is 0
+        if callback is not None:
+            callback(0, history[0])
+        for it in range(iters):
+            self.shared_step()
+            self.private_step()
+            # guarded steps: only round-off can make the min bite
+            history.append(max(min(float(self.E.sum()), history[-1]), 0.0))
+            if callback is not None:
+                callback(it + 1, history[-1])
+            if tol is not None and history[-2] - history[-1] <= tol * max(abs(history[-2]), 1e-300):
+                break
+        return history
+
+    def state(self) -> dict:
+        st = self.st
+        return {"up": st.up, "sp": st.sp, "vp": st.vp, "B": st.B, "A": st.A, "d": st.d,
+                "big_product_width": self.products}
+
+
 def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", dtype=F64,
                device=None, tol: float | None = None, seed: int = 0, oversample: int = 10,
                power_iters: int = 8, inner_tol: float = 1e-12, return_state: bool = False,
                callback=None, spectra: dict | None = None):
-    """RaSA's minimum reconstruction error by block-coordinate descent (paper Appendix A).
+    """RaSA's minimum reconstruction error by block-coordinate descent (paper Appendix A), with
+    :class:`RasaSolver`.
 
     Parameters
     ----------
@@ -256,7 +541,7 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
     device : where to run (default: the device of ``mats``).
     tol : stop early when an iteration lowers the error by less than ``tol`` × error
         (``None``: always run ``iters`` iterations).
-    seed : seeds the random ``A_S`` of the paper start and the sketches of the private step.
+    seed : seeds the random ``A_S`` of the paper start.
     oversample, power_iters, inner_tol : the private step's subspace width ``r−k+oversample``, its
         maximum number of power steps, and the relative change of captured energy at which it stops.
     callback : optional ``callback(iteration, error)`` called after the start (0) and every iteration.
@@ -269,229 +554,12 @@ def rasa_error(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", 
     ``history[j]`` the error after iteration ``j`` (non-increasing). With ``return_state=True`` a
     third element holds the factors (dict of float64 tensors).
     """
-    if init not in ("theorem", "paper"):
-        raise ValueError(f"init must be 'theorem' or 'paper', got {init!r}")
-    M = stack_mats(mats, dtype=dtype, device=device)
-    L, b, a = M.shape
-    dev = M.device
-    t, K, n = _ranks(r, k, b, a, L)
-    gen_cpu = torch.Generator().manual_seed(int(seed))
-
-    def big(x):  # operand for a product with M
-        return x.to(dtype)
-
-    nM = torch.stack([M[i].to(F64).pow(2).sum() for i in range(L)])
-    sw = min(t + oversample, b, a)  # width of the private step's subspace
-
-    def layer_svd(i, n_):
-        if spectra is not None and spectra["u"].shape[-1] >= min(n_, n):
-            m_ = min(n_, n)
-            return (spectra["u"][i, :, :m_].to(dev, F64), spectra["s"][i, :m_].to(dev, F64),
-                    spectra["v"][i, :, :m_].to(dev, F64), None)
-        return _top_svd(M[i], n_)
-
-    # ---------------- initialisation
-    up = torch.zeros(L, b, t, dtype=F64, device=dev)
-    vp = torch.zeros(L, a, t, dtype=F64, device=dev)
-    sp = torch.zeros(L, t, dtype=F64, device=dev)
-    B = torch.zeros(b, K, dtype=F64, device=dev)
-    ritz = torch.zeros(L, b, sw, dtype=F64, device=dev)
-    if init == "theorem":
-        need = min(r, n)
-        A = torch.zeros(K, a, dtype=F64, device=dev)
-        d = torch.zeros(L, K, dtype=F64, device=dev)
-        for i in range(L):
-            u, s, v, _ = layer_svd(i, max(need, sw))
-            ritz[i, :, : u.shape[1]] = u[:, :sw]
-            u, s, v = u[:, :need], s[:need], v[:, :need]
-            up[i], sp[i], vp[i] = u[:, :t], s[:t], v[:, :t]
-            m = u.shape[1] - t  # available components r-k+1 .. r (fewer if r > rank bound)
-            if K and m > 0:
-                sl = slice(i * k, i * k + m)
-                B[:, sl] = u[:, t:t + m]
-                A[sl, :] = v[:, t:t + m].T
-                d[i, sl] = s[t:t + m]
-    else:
-        A = (torch.randn(K, a, generator=gen_cpu, dtype=F64) / math.sqrt(max(a, 1))).to(dev)
-        d = torch.ones(L, K, dtype=F64, device=dev)
-        for i in range(L):
-            u, s, v, _ = layer_svd(i, max(t, sw))
-            ritz[i, :, : u.shape[1]] = u[:, :sw]
-            u, s, v = u[:, :t], s[:t], v[:, :t]
-            up[i, :, : u.shape[1]], sp[i, : s.numel()], vp[i, :, : v.shape[1]] = u, s, v
-    st = _State(up, sp, vp, B, A, d)
-    st.ritz = ritz
-
-    # cached ⟨M,P⟩ and ⟨M,S⟩ per layer
-    def mp_of(st):
-        if t == 0:
-            return torch.zeros(L, dtype=F64, device=dev)
-        mv = (M @ big(st.vp)).to(F64)                              # (L,b,t)
-        return torch.einsum("lbt,lbt,lt->l", st.up, mv, st.sp)
-
-    def ms_from_MA(MA, st):  # MA = M A_Sᵀ (L,b,K), float64
-        return torch.einsum("bk,lbk,lk->l", st.B, MA, st.d)
-
-    def ms_from_BM(BM, st):  # BM = B_Sᵀ M (L,K,a), float64
-        return torch.einsum("lka,ka,lk->l", BM, st.A, st.d)
-
-    mp = mp_of(st)
-    if K:
-        ms = ms_from_MA((M @ big(st.A.T)).to(F64), st)
-    else:
-        ms = torch.zeros(L, dtype=F64, device=dev)
-    E = _err(nM, mp, ms, st)
-    history = [max(float(E.sum()), 0.0)]  # round-off can leave −1e-13 where the error is 0
-    n_products = [0]
-    if callback is not None:
-        callback(0, history[0])
-
-    def shared_step(st, E, mp, ms):
-        if K == 0:
-            return E, ms
-        dd = st.d.T @ st.d                                          # Σ_i d_i d_iᵀ (K,K)
-        # ---- B_S (Eq. 24):  B (Σ D_i A Aᵀ D_i) = Σ_i T_i Aᵀ D_i
-        MA = (M @ big(st.A.T)).to(F64)                             # (L,b,K)
-        n_products[0] += K
-        TA = MA
-        if t:
-            TA = MA - st.up @ (st.sp.unsqueeze(-1) * (st.vp.transpose(1, 2) @ st.A.T))
-        H = torch.einsum("lbk,lk->bk", TA, st.d)
-        G = (st.A @ st.A.T) * dd
-        Bn = _psd_pinv_apply(G, H, left=False)
-        cand = _State(st.up, st.sp, st.vp, Bn, st.A, st.d)
-        msn = ms_from_MA(MA, cand)
-        En = _err(nM, mp, msn, cand)
-        if En.sum() <= E.sum():
-            st.B, E, ms = Bn, En, msn
-        # ---- A_S (Eq. 25):  (Σ D_i Bᵀ B D_i) A = Σ_i D_i Bᵀ T_i
-        BM = (big(st.B.T) @ M).to(F64)                             # (L,K,a)
-        n_products[0] += K
-        BT = BM
-        if t:
-            BT = BM - ((st.B.T @ st.up) * st.sp.unsqueeze(1)) @ st.vp.transpose(1, 2)
-        H = torch.einsum("lk,lka->ka", st.d, BT)
-        G = (st.B.T @ st.B) * dd
-        An = _psd_pinv_apply(G, H, left=True)
-        cand = _State(st.up, st.sp, st.vp, st.B, An, st.d)
-        msn = ms_from_BM(BM, cand)
-        En = _err(nM, mp, msn, cand)
-        if En.sum() <= E.sum():
-            st.A, E, ms = An, En, msn
-        # ---- D_i (Eq. 26):  ((BᵀB) ∘ (AAᵀ)) d_i = diag(Bᵀ T_i Aᵀ)   (per layer, guarded per layer)
-        X = torch.einsum("lka,ka->lk", BT, st.A)
-        Hd = (st.B.T @ st.B) * (st.A @ st.A.T)
-        dn = _psd_pinv_apply(Hd, X.T, left=True).T                 # (L,K)
-        cand = _State(st.up, st.sp, st.vp, st.B, st.A, dn)
-        msn = ms_from_BM(BM, cand)
-        En = _err(nM, mp, msn, cand)
-        ok = En <= E
-        st.d = torch.where(ok.unsqueeze(-1), dn, st.d)
-        E = torch.where(ok, En, E)
-        ms = torch.where(ok, msn, ms)
-        # ---- exact re-scaling (objective unchanged): unit columns of B_S and rows of A_S
-        bn = st.B.norm(dim=0)
-        an = st.A.norm(dim=1)
-        okc = (bn > 0) & (an > 0)
-        bs = torch.where(okc, bn, torch.ones_like(bn))
-        as_ = torch.where(okc, an, torch.ones_like(an))
-        st.B = st.B / bs
-        st.A = st.A / as_.unsqueeze(-1)
-        st.d = st.d * (bs * as_)
-        return E, ms
-
-    def private_step(st, E, mp, ms, it):
-        if t == 0:
-            return E, mp
-        s = min(t + oversample, b, a)
-        d_ = st.d
-
-        def R_right(Z):   # R Z, Z (L,a,w)
-            n_products[0] += Z.shape[-1]
-            out = (M @ big(Z)).to(F64)
-            if K:
-                out = out - st.B @ (d_.unsqueeze(-1) * (st.A @ Z))
-            return out
-
-        def R_leftT(Q):   # Qᵀ R, Q (L,b,w) -> (L,w,a)
-            n_products[0] += Q.shape[-1]
-            out = (big(Q.transpose(1, 2)) @ M).to(F64)
-            if K:
-                out = out - ((Q.transpose(1, 2) @ st.B) * d_.unsqueeze(1)) @ st.A
-            return out
-
-        extra = s - t
-        Q0 = st.up
-        if extra > 0:
-            if st.ritz is not None and st.ritz.shape[-1] >= s:
-                # warm start: the old private subspace plus the next Ritz vectors of the previous
-                # private step (the residual moves little between iterations)
-                Q0 = torch.cat([st.up, st.ritz[:, :, t:s]], dim=2)
-            else:
-                g = torch.Generator().manual_seed(int(seed) * 100003 + 7919 * (it + 1))
-                Q0 = torch.cat([st.up, torch.randn(L, b, extra, generator=g, dtype=F64).to(dev)], dim=2)
-        Q, _ = torch.linalg.qr(Q0)
-        # ‖R‖² and the old private error, per layer
-        pp, ps, ss = _small_terms(st)
-        nR = nM - 2.0 * ms + ss
-        best_e = torch.full((L,), -1.0, dtype=F64, device=dev)
-        best = [None] * L
-        prev = None
-        for _p in range(power_iters + 1):
-            C = R_leftT(Q)                                          # (L,s,a)
-            lam, W = torch.linalg.eigh(C @ C.transpose(1, 2))       # ascending, (L,s)
-            Wall = W.flip(-1)
-            lam = lam.flip(-1).clamp_min(0.0)[:, :t]
-            W = Wall[:, :, :t]
-            e = lam.sum(-1)
-            better = e > best_e
-            if better.any():
-                sv = lam.sqrt()
-                inv = torch.where(sv > sv.amax(-1, keepdim=True).clamp_min(1e-300) * 1e-12,
-                                  1.0 / sv, torch.zeros_like(sv))
-                U = Q @ W                                           # (L,b,t)
-                V = (C.transpose(1, 2) @ W) * inv.unsqueeze(1)      # (L,a,t)
-                keep = (inv > 0).to(F64)
-                for i in torch.nonzero(better).flatten().tolist():
-                    best[i] = (U[i] * keep[i], sv[i] * keep[i], V[i] * keep[i])
-                best_e = torch.where(better, e, best_e)
-            if prev is not None:
-                resid = (nR - e).clamp_min(0.0)
-                if bool(((e - prev) <= inner_tol * resid + 1e-300).all()):
-                    break
-            prev = e
-            if _p == power_iters:
-                break
-            Q, _ = torch.linalg.qr(R_right(C.transpose(1, 2)))     # power step
-        st.ritz = Q @ Wall                                          # Ritz basis, best first
-        # guard per layer: new error = ‖R‖² − e ; old = E
-        En = nR - best_e
-        ok = En <= E
-        if ok.any():
-            up, sp, vp = st.up.clone(), st.sp.clone(), st.vp.clone()
-            for i in torch.nonzero(ok).flatten().tolist():
-                up[i], sp[i], vp[i] = best[i]
-            st.up, st.sp, st.vp = up, sp, vp
-            # ⟨M,P⟩ = ⟨R,P⟩ + ⟨S,P⟩ = e + ⟨S,P⟩  (only for the layers that changed)
-            _, ps_new, _ = _small_terms(st)
-            mp = torch.where(ok, best_e + ps_new, mp)
-            E = torch.where(ok, En, E)
-        return E, mp
-
-    for it in range(iters):
-        E, ms = shared_step(st, E, mp, ms)
-        E, mp = private_step(st, E, mp, ms, it)
-        e_tot = float(E.sum())
-        e_tot = max(min(e_tot, history[-1]), 0.0)  # guarded steps: only round-off can make this bite
-        history.append(e_tot)
-        if callback is not None:
-            callback(it + 1, e_tot)
-        if tol is not None and history[-2] - history[-1] <= tol * max(abs(history[-2]), 1e-300):
-            break
+    solver = RasaSolver(mats, r, k, init=init, dtype=dtype, device=device, seed=seed,
+                        oversample=oversample, power_iters=power_iters, inner_tol=inner_tol,
+                        spectra=spectra)
+    history = solver.run(iters, tol, callback)
     if return_state:
-        state = {"up": st.up, "sp": st.sp, "vp": st.vp, "B": st.B, "A": st.A, "d": st.d,
-                 "big_product_width": n_products[0]}
-        return history[-1], history, state
+        return history[-1], history, solver.state()
     return history[-1], history
 
 
@@ -502,101 +570,3 @@ def reconstruct(state: dict, i: int) -> torch.Tensor:
     if state["B"].shape[1]:
         p = p + (state["B"] * state["d"][i]) @ state["A"]
     return p
-
-
-# ----------------------------------------------------------------------------------------------
-# RaSA: straightforward dense reference (for the benchmark and the tests)
-# ----------------------------------------------------------------------------------------------
-
-def rasa_error_dense(mats, r: int, k: int, iters: int = 50, *, init: str = "theorem", dtype=F64,
-                     device=None, seed: int = 0, callback=None):
-    """The same block-coordinate descent written the obvious way: full SVDs (of ``M_i`` for the
-    start and of every residual ``M_i − B_S D_i A_S`` each iteration), explicit targets
-    ``T_i = M_i − B̃_iÃ_i``, explicit normal equations and the error from the dense residual.
-    Same start, same update order and same guards as :func:`rasa_error`; slow by design."""
-    M = stack_mats(mats, dtype=dtype, device=device)
-    L, b, a = M.shape
-    dev = M.device
-    t, K, n = _ranks(r, k, b, a, L)
-    gen_cpu = torch.Generator().manual_seed(int(seed))
-
-    def full_svd(x):
-        u, s, vh = torch.linalg.svd(x, full_matrices=False)
-        return u, s, vh
-
-    P = torch.zeros(L, b, a, dtype=dtype, device=dev)
-    if init == "theorem":
-        B = torch.zeros(b, K, dtype=dtype, device=dev)
-        A = torch.zeros(K, a, dtype=dtype, device=dev)
-        d = torch.zeros(L, K, dtype=dtype, device=dev)
-        for i in range(L):
-            u, s, vh = full_svd(M[i])
-            P[i] = (u[:, :t] * s[:t]) @ vh[:t]
-            m = min(r, n) - t
-            if K and m > 0:
-                sl = slice(i * k, i * k + m)
-                B[:, sl] = u[:, t:t + m]
-                A[sl] = vh[t:t + m]
-                d[i, sl] = s[t:t + m]
-    else:
-        A = (torch.randn(K, a, generator=gen_cpu, dtype=F64) / math.sqrt(max(a, 1))).to(dev, dtype)
-        B = torch.zeros(b, K, dtype=dtype, device=dev)
-        d = torch.ones(L, K, dtype=dtype, device=dev)
-        for i in range(L):
-            u, s, vh = full_svd(M[i])
-            P[i] = (u[:, :t] * s[:t]) @ vh[:t]
-
-    def shared(B, A, d):
-        return torch.stack([(B * d[i]) @ A for i in range(L)])
-
-    def err(P, B, A, d):
-        return ((M - P - shared(B, A, d)) ** 2).sum(dim=(1, 2)).to(F64)
-
-    E = err(P, B, A, d)
-    history = [float(E.sum())]
-    if callback is not None:
-        callback(0, history[0])
-    for it in range(iters):
-        if K:
-            T = M - P
-            # B_S (Eq. 24)
-            H = sum(T[i] @ A.T @ torch.diag(d[i]) for i in range(L))
-            G = sum(torch.diag(d[i]) @ A @ A.T @ torch.diag(d[i]) for i in range(L))
-            Bn = _psd_pinv_apply(G, H, left=False)
-            En = err(P, Bn, A, d)
-            if En.sum() <= E.sum():
-                B, E = Bn, En
-            # A_S (Eq. 25)
-            H = sum(torch.diag(d[i]) @ B.T @ T[i] for i in range(L))
-            G = sum(torch.diag(d[i]) @ B.T @ B @ torch.diag(d[i]) for i in range(L))
-            An = _psd_pinv_apply(G, H, left=True)
-            En = err(P, B, An, d)
-            if En.sum() <= E.sum():
-                A, E = An, En
-            # D_i (Eq. 26)
-            Hd = (B.T @ B) * (A @ A.T)
-            dn = torch.stack([_psd_pinv_apply(Hd, torch.diag(B.T @ T[i] @ A.T).unsqueeze(-1),
-                                              left=True).squeeze(-1) for i in range(L)])
-            En = err(P, B, A, dn)
-            ok = En <= E
-            d = torch.where(ok.unsqueeze(-1), dn, d)
-            E = torch.where(ok, En, E)
-            bn, an = B.norm(dim=0), A.norm(dim=1)
-            okc = (bn > 0) & (an > 0)
-            bs = torch.where(okc, bn, torch.ones_like(bn))
-            as_ = torch.where(okc, an, torch.ones_like(an))
-            B, A, d = B / bs, A / as_.unsqueeze(-1), d * (bs * as_)
-        if t:
-            S = shared(B, A, d)
-            Pn = torch.empty_like(P)
-            for i in range(L):
-                u, s, vh = full_svd(M[i] - S[i])
-                Pn[i] = (u[:, :t] * s[:t]) @ vh[:t]
-            En = err(Pn, B, A, d)
-            ok = En <= E
-            P = torch.where(ok.view(L, 1, 1), Pn, P)
-            E = torch.where(ok, En, E)
-        history.append(min(float(E.sum()), history[-1]))
-        if callback is not None:
-            callback(it + 1, history[-1])
-    return history[-1], history

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from rasa.recon import (lora_error, lora_error_from_spectra, rasa_error, rasa_error_dense,
-                        reconstruct, spectra)
+from recon_dense_reference import rasa_error_dense
+
+from rasa.recon import lora_error, lora_error_from_spectra, rasa_error, reconstruct, spectra
 
 F64 = torch.float64
 

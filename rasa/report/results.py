@@ -108,7 +108,7 @@ class Results:
         """``epoch -> value`` of one run, benchmark, metric and scorer (sorted by epoch).
 
         With ``epochs``, each absent epoch is recorded in ``missing``."""
-        m = self.table("metrics.csv", missing or Missing("", True))
+        m = self.table("metrics.csv", missing if missing is not None else Missing("", True))
         sel = m[(m["run_id"] == rid) & (m["benchmark"] == benchmark) & (m["metric"] == metric)
                 & (m["scorer"] == scorer)]
         if sel["epoch"].duplicated().any():

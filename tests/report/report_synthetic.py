@@ -119,7 +119,8 @@ def write_results(config: dict, root: str | Path, paper_values: bool = True) -> 
             "fraction": s.fraction, "epochs": s.epochs,
             "trainable_params": round((trainable if trainable is not None else 0.02 * max(s.r, 1)) * 1e6),
             "extra_params": round(extra * 1e6) if extra is not None else 0,
-            "train_hours": hours if hours is not None else (math.nan if s.method == "fft" else 0.01 + _h(run.id) / 100),
+            "train_hours": (hours if hours is not None
+                            else math.nan if s.method == "fft" else 0.01 + _h(run.id) / 100),
             "gpu_hours": math.nan, "peak_mem_gb": 1.0, "tokens_per_s": 1000.0, "seed": 42,
             "git_commit": "0" * 7,
         })

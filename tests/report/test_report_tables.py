@@ -14,7 +14,8 @@ from rasa.report import MissingResultsError, TARGETS, reference
 from rasa.report.__main__ import main
 from rasa.report.results import Missing, Results
 from rasa.report.study import METHOD_NAMES, entry_runs, load_config
-from rasa.report.tables import (TABLE2_CORRECTED, TABLES, build_delta, build_ours, build_paper, fmt,
+from rasa.report.table_format import fmt
+from rasa.report.tables import (TABLE2_CORRECTED, TABLES, build_delta, build_ours, build_paper,
                                 mark_differences, render_table)
 
 REPO = Path(__file__).resolve().parents[2]
