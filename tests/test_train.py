@@ -184,9 +184,10 @@ def test_launcher_single_process_node_and_multi_node(monkeypatch):
 
 
 def test_world_size_must_match_the_config():
+    from rasa.run_settings import RunSettings
     from rasa.train import check_world_size
 
-    s = {"run_id": "r", "nodes": 2, "procs_per_node": 4}
+    s = RunSettings.from_dict(dict(_settings("/nonexistent"), nodes=2, procs_per_node=4))
     check_world_size(s, 8)
     with pytest.raises(ValueError, match=r"nodes × procs_per_node = 2 × 4 = 8"):
         check_world_size(s, 4)

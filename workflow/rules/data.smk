@@ -15,8 +15,8 @@ rule build_tiny_model:
     output:
         directory(f"{W}/models/{{model}}"),
     input:
-        tokenizer_corpus=fixture_corpus(),
-        pretrain_corpus=pretrain_corpus(),
+        tokenizer_corpus=inputs_of.fixture_corpus(),
+        pretrain_corpus=inputs_of.pretrain_corpus(config),
     params:
         spec=model_spec_json,
         vocab=config.get("tokenizer", {}).get("vocab_size", 512),
