@@ -15,6 +15,7 @@ import json
 import typing
 from dataclasses import dataclass
 
+from rasa.resources import model_dtype
 from rasa.runs import RunSpec, run_id
 
 
@@ -151,18 +152,21 @@ def micro_batch(config: dict, model: str, task: str, method: str) -> int:
 def build(config: dict, spec: RunSpec) -> RunSettings:
     """The settings of run ``spec`` under the validated ``config``: ``training.*`` as given, with
     the run's, model's, task's and method's values resolved on top."""
-    model, task = _entry(config, "models", spec.model), _entry(config, "tasks", spec.task)
-    training = _entry(config, "training")
-    dataset = _entry(config, "datasets", task["dataset"])
+    model = _entry(config, "models", spec.model)
+    dataset = _entry(config, "tasks", spec.task, "dataset")
     return RunSettings.from_dict(dict(
-        training,
-        run_id=run_id(spec), model=spec.model, paper_model=_entry(config, "models", spec.model, "paper_name"),
+        _entry(config, "training"),
+        run_id=run_id(spec), model=spec.model, method=spec.method, r=spec.r, k=spec.k,
+        epochs=spec.epochs, fraction=spec.fraction, seed=_entry(config, "seed"),
+        paper_model=_entry(config, "models", spec.model, "paper_name"),
         model_path=model_dir(config, spec.model), revision=model.get("revision"),
-        method=spec.method, r=spec.r, k=spec.k, epochs=spec.epochs, fraction=spec.fraction,
-        alpha=_entry(config, "tasks", spec.task, "alpha"), lr=_entry(config, "methods", spec.method, "lr"),
-        target_modules=_entry(config, "models", spec.model, "target_modules"), seed=_entry(config, "seed"),
-        question=dataset["question"], answer=dataset["answer"],
+        target_modules=_entry(config, "models", spec.model, "target_modules"),
+        dtype=model_dtype(config, spec.model),
+        question=_entry(config, "datasets", dataset, "question"),
+        answer=_entry(config, "datasets", dataset, "answer"),
+        lr=_entry(config, "methods", spec.method, "lr"),
+        alpha=_entry(config, "tasks", spec.task, "alpha"),
         micro_batch=micro_batch(config, spec.model, spec.task, spec.method),
-        dtype=model.get("dtype", training["dtype"]), deepspeed=deepspeed_config(config, spec.model),
         nodes=model.get("nodes", 1), procs_per_node=model.get("procs_per_node", 1),
+        deepspeed=deepspeed_config(config, spec.model),
     ))

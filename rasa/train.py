@@ -43,7 +43,7 @@ class Trainer(EpochSeededSamplerMixin, RecipeTrainer):
 
 
 def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", 1))
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def check_world_size(s: RunSettings, processes: int) -> None:
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     if not torch.cuda.is_available():
-        torch.set_num_threads(int(os.environ.get("RASA_THREADS", 1)))
+        torch.set_num_threads(int(os.environ.get("RASA_THREADS", "1")))
 
     # Everything that can be wrong is checked before the model is loaded.
     records = data.read_records(args.data)

@@ -204,7 +204,7 @@ def test_deepspeed_zero2_offload_on_two_processes_steps_with_lion(tiny_model_dir
     cmd = [sys.executable, "-m", "rasa.launch", "--procs-per-node", "2", "rasa.train",
            "--settings", json.dumps(settings), "--data", str(data_file),
            "--checkpoints", str(tmp_path / "ckpt"), "--out", str(tmp_path / "out")]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+    proc = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=900,
                           env=dict(os.environ, TORCH_EXTENSIONS_DIR=str(tmp_path / "torch_ext")))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())

@@ -123,7 +123,7 @@ rule convert_gguf_model:
     params:
         package=lambda wildcards: MODELS[wildcards.model]["package"],
         file=lambda wildcards: MODELS[wildcards.model]["file"],
-        dtype=lambda wildcards: MODELS[wildcards.model].get("dtype", config["training"]["dtype"]),
+        dtype=lambda wildcards: sizing.model_dtype(config, wildcards.model),
     wildcard_constraints:
         model=alternatives(GGUF_MODELS),
     log:
