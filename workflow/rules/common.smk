@@ -104,12 +104,14 @@ def benchmark_revision(wildcards):
     return config["benchmarks"][wildcards.benchmark]["revision"]
 
 
+def base_model_input(model):
+    """The base model's folder where a rule makes it (built, downloaded, converted); none if local."""
+    return {"model": model_dir(model)} if MODELS[model]["source"] != "local" else {}
+
+
 def train_input(wildcards):
     spec = parse_run_id(wildcards.run)
-    inputs = {"data": inputs_of.sample_path(config, spec)}
-    if MODELS[spec.model]["source"] != "local":
-        inputs["model"] = model_dir(spec.model)
-    return inputs
+    return {"data": inputs_of.sample_path(config, spec), **base_model_input(spec.model)}
 
 
 def run_settings(wildcards):
@@ -122,15 +124,12 @@ def trained_weights(run, epoch):
 
 
 def eval_input(wildcards):
-    spec = parse_run_id(wildcards.run)
-    inputs = {"weights": f"{W}/runs/{wildcards.run}/weights"}
-    if MODELS[spec.model]["source"] != "local":
-        inputs["model"] = model_dir(spec.model)
-    return inputs
+    run = wildcards.run
+    return {"weights": f"{W}/runs/{run}/weights", **base_model_input(parse_run_id(run).model)}
 
 
 def base_eval_input(wildcards):
-    return [model_dir(wildcards.model)] if MODELS[wildcards.model]["source"] != "local" else []
+    return list(base_model_input(wildcards.model).values())
 
 
 def eval_csv(run, epoch, benchmark):
