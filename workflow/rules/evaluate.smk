@@ -15,9 +15,6 @@ rule humanevalplus_generate:
         max_length=humaneval_max_length,
         dtype=eval_dtype,
         engine=engine_flags("humanevalplus"),
-    wildcard_constraints:
-        run=alternatives(RUNS),
-        epoch=r"\d+",
     resources:
         gpu=gen_gpus("humanevalplus"),
         cpus_per_task=gen_cpus("humanevalplus"),
@@ -46,9 +43,6 @@ rule humanevalplus:
     params:
         b=config["benchmarks"]["humanevalplus"],
         scorers=",".join(config["benchmarks"]["humanevalplus"]["scorers"]),
-    wildcard_constraints:
-        run=alternatives(RUNS),
-        epoch=r"\d+",
     resources:
         cpus_per_task=score_cpus("humanevalplus"),
         mem_mb=score_mem_mb("humanevalplus"),
@@ -76,9 +70,6 @@ rule math_generate:
         b=config["benchmarks"]["math"],
         dtype=eval_dtype,
         engine=engine_flags("math"),
-    wildcard_constraints:
-        run=alternatives(RUNS),
-        epoch=r"\d+",
     resources:
         gpu=gen_gpus("math"),
         cpus_per_task=gen_cpus("math"),
@@ -104,9 +95,6 @@ rule math:
         problems=benchmark_file("math"),
     params:
         b=config["benchmarks"]["math"],
-    wildcard_constraints:
-        run=alternatives(RUNS),
-        epoch=r"\d+",
     resources:
         cpus_per_task=score_cpus("math"),
         mem_mb=score_mem_mb("math"),
@@ -136,9 +124,6 @@ rule forgetting:
         data=FORGETTING_DIR,
         dtype=eval_dtype,
         device_map=device_map_flag,
-    wildcard_constraints:
-        run=alternatives(RUNS),
-        epoch=r"\d+",
     resources:
         gpu=gen_gpus("forgetting"),
         cpus_per_task=gen_cpus("forgetting"),
