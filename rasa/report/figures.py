@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rasa.method_registry import LABELS as METHOD_NAMES
 from rasa.report import reference
+from rasa.report.entries import TASK_NAMES, base_run_id, entry_runs, model_label, paper_name
 from rasa.report.results import Missing, Results
-from rasa.report.study import (METHOD_NAMES, TASK_NAMES, base_run_id, entry_runs, model_label,
-                               paper_name)
 from rasa.report.style import (MISSING_COLOR, PAPER_MARKER, PAPER_STYLE, method_color, plt, save,
                                style)
 

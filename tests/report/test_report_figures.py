@@ -12,7 +12,7 @@ from report_synthetic import paper_grid_config, write_results
 from rasa.report import MissingResultsError, TARGETS, render
 from rasa.report.figures import FIGURES, render_figure, shares_axis
 from rasa.report.results import Missing, Results
-from rasa.report.study import entry_runs, load_config
+from rasa.report.entries import entry_runs, load_config
 from rasa.runs import parse_run_id, run_id
 
 REPO = Path(__file__).resolve().parents[2]
