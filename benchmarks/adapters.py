@@ -8,7 +8,7 @@ thread by default, which other jobs on a shared machine disturb far less than wa
 wall-clock, ``--threads`` to change):
 
 * the time of one training step (forward, backward, AdamW step, zero_grad, plus the method's callback work for
-  AdaLoRA / PriLoRA) for every method of :mod:`rasa.methods` at the same r, and for PEFT LoRA at RaSA's effective
+  AdaLoRA / PriLoRA) for every method of :mod:`rasa.method_registry` at the same r, and for PEFT LoRA at RaSA's effective
   rank r - k + L*k; ratios to LoRA at r and to LoRA at the effective rank;
 * RaSA with the reference implementation's forward (``torch.cat`` of [B~ B_S] and [A~; A_S] on every call) against
   ours;
@@ -36,8 +36,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
+from rasa import method_registry  # noqa: E402  (after the path insert)
+
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-BENCH_METHODS = ("lora", "rasa", "mora", "vera", "olora", "adalora", "prilora", "fft")
+BENCH_METHODS = method_registry.names()  # every registered method
 
 
 def base_model(layers: int, hidden: int, seed: int = 0):
@@ -131,17 +133,14 @@ class Variant:
         loss.backward()
         self.opt.step()
         for cb in self.callbacks:  # AdaLoRA budget / PriLoRA pruning run between step and zero_grad
-            if self.method == "adalora":
-                self.model.base_model.update_and_allocate(self.step_no)
-            else:
-                cb.step(self.step_no)
+            cb.step(self.step_no)
         self.opt.zero_grad(set_to_none=True)
         self.step_no += 1
         return CLOCK() - t0
 
 
 def rasa_effective_rank(r, k, layers):
-    k = max(r // 8, 1) if k is None else k
+    k = method_registry.default_k(r) if k is None else k
     return r - k + layers * k
 
 

@@ -40,11 +40,11 @@ import math
 import sys
 from pathlib import Path
 
-from rasa import study
+from rasa import method_registry, study
 from rasa.resources import eval_gpus, recon_job
 from rasa.paper_time import train_hours
-from rasa.report.study import load_config, paper_name
-from rasa.runs import RANKLESS_METHODS, parse_run_id
+from rasa.report.entries import load_config, paper_name
+from rasa.runs import parse_run_id
 
 PAPER_GPUS = 8  # the Time column: wall-clock hours on 1 node × 8 A100-40G
 PAPER_EPOCHS = 8  # ... of one run of 8 epochs on the full training set
@@ -126,7 +126,7 @@ def train_cost(config: dict, spec, speedup: float = 1.0) -> tuple[float, str]:
     name = paper_name(config, spec.model)
     scale = spec.epochs / PAPER_EPOCHS * spec.fraction * PAPER_GPUS / speedup
     ranks = [spec.r] + sorted(_study_ranks(config), key=lambda r: (abs(r - spec.r), r))
-    if spec.method not in RANKLESS_METHODS:
+    if method_registry.get(spec.method).has_rank:
         for source_model in dict.fromkeys([name, REFERENCE_MODEL]):
             for r in ranks:
                 hours = train_hours(source_model, spec.task, spec.method, r)
@@ -174,7 +174,7 @@ def _eval_model(run: str) -> tuple[str, str]:
     if run.endswith("__base"):
         return run[: -len("__base")], "base"
     spec = parse_run_id(run)
-    return spec.model, "base" if spec.method in RANKLESS_METHODS else "adapter"
+    return spec.model, "adapter" if method_registry.get(spec.method).has_rank else "base"
 
 
 def eval_hours(config: dict, run: str, benchmark: str, speed: dict, fill: float) -> dict:

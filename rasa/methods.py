@@ -1,39 +1,24 @@
-"""The method registry: one place that turns a method name and a rank into a model ready to train.
-
-=========  =====================================================================================================
-method     what it builds
-=========  =====================================================================================================
-lora       PEFT ``LoraConfig(r, lora_alpha=alpha, lora_dropout=dropout)``
-rasa       :class:`rasa.adapters.RasaConfig` (k defaults to ``max(r // 8, 1)``)
-mora       :class:`rasa.adapters.MoraConfig` (type 6; alpha unused, scale 1)
-vera       PEFT ``VeraConfig(r, vera_dropout=dropout)``; the paper runs it at r = 1024 (pass r=1024)
-olora      PEFT LoRA with ``init_lora_weights="olora"`` (QR initialisation; it rewrites the base weights)
-adalora    PEFT ``AdaLoraConfig(init_r=round(1.5 r), target_r=r)``; needs ``total_steps``; its budget schedule
-           (``tinit`` 10 %, ``tfinal`` 20 % of the steps, ``deltaT`` 10) is ours: the paper does not give it
-prilora    PEFT LoRA with per-layer ranks increasing with depth + :class:`rasa.adapters.prilora.PriLoraPruner`
-fft        the model itself, every parameter trainable
-=========  =====================================================================================================
+"""Turns a method name and a rank into a model ready to train, through :mod:`rasa.method_registry`.
 
 Mixtral-style MoE models (transformers 5 stores the experts as fused 3-D parameters ``experts.gate_up_proj`` and
 ``experts.down_proj``, not as ``nn.Linear`` modules): when ``target_modules`` names the MLP projections
 (``gate_proj``/``up_proj``/``down_proj`` or the v4 names ``w1``/``w3``/``w2``) and the model has no such linear
-modules, ``lora`` adapts the fused expert parameters through PEFT's ``target_parameters`` (per expert rank r; the
-fused ``gate_up_proj`` gets one LoRA pair, so gate and up must be requested together; PEFT allows no dropout there,
-so ``dropout`` must be 0), ``fft`` trains them, and every
-other method raises ``NotImplementedError`` instead of silently adapting attention only. Note for reproducing the
-paper's Mixtral-8x7B run: under transformers 4 the experts were ``nn.Linear`` modules named ``w1``/``w2``/``w3``, so
-the authors' seven Llama target names matched only Mixtral's attention projections (``paper.md`` §3.2); pass
+modules, a method whose entry has ``expert_parameters`` (``lora``) adapts the fused expert parameters through PEFT's
+``target_parameters`` (per expert rank r; the fused ``gate_up_proj`` gets one LoRA pair, so gate and up must be
+requested together; PEFT allows no dropout there, so ``dropout`` must be 0), ``fft`` trains them, and every other
+method raises ``NotImplementedError`` instead of silently adapting attention only. Note for reproducing the paper's
+Mixtral-8x7B run: under transformers 4 the experts were ``nn.Linear`` modules named ``w1``/``w2``/``w3``, so the
+authors' seven Llama target names matched only Mixtral's attention projections (the paper's §3.2); pass
 ``["q_proj", "k_proj", "v_proj", "o_proj"]`` for Mixtral to reproduce that (every method supports it).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-METHODS: tuple[str, ...] = ("lora", "rasa", "mora", "vera", "olora", "adalora", "prilora", "fft")
+from rasa import method_registry
+from rasa.method_registry import BuildArgs
 
 _MLP_NAMES = {"gate_proj": "gate_up_proj", "up_proj": "gate_up_proj", "w1": "gate_up_proj", "w3": "gate_up_proj",
               "down_proj": "down_proj", "w2": "down_proj"}
@@ -65,12 +50,14 @@ def _split_expert_targets(model: nn.Module, method: str, target_modules: list[st
     if not mlp:
         return list(target_modules), []
     rest = [t for t in target_modules if t not in mlp]
-    if method == "fft":
+    entry = method_registry.get(method)
+    if not entry.has_rank:
         return rest, []
-    if method != "lora":
+    if not entry.expert_parameters:
+        able = [m for m in method_registry.names() if method_registry.get(m).expert_parameters]
         raise NotImplementedError(
             f"{method!r} cannot adapt this model's MoE experts: they are fused 3-D parameters "
-            f"({fused[0]}, ...), not nn.Linear modules, and only PEFT's LoRA (method 'lora') can target them. "
+            f"({fused[0]}, ...), not nn.Linear modules, and only PEFT's LoRA (methods {able}) can target them. "
             f"Requested expert targets {mlp}; drop them from target_modules to adapt {rest or 'nothing else'} only."
         )
     wanted = {_MLP_NAMES[t] for t in mlp}
@@ -88,61 +75,29 @@ def _split_expert_targets(model: nn.Module, method: str, target_modules: list[st
 
 def apply_method(model, method: str, r: int, *, k: int | None, alpha: float, dropout: float,
                  target_modules: list[str], total_steps: int | None = None) -> torch.nn.Module:
-    """Wrap ``model`` for training with ``method`` at rank ``r`` (see the module docstring)."""
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; known methods: {', '.join(METHODS)}.")
-    if method == "fft":
+    """Wrap ``model`` for training with ``method`` at rank ``r`` (its entry in :mod:`rasa.method_registry`)."""
+    entry = method_registry.get(method)
+    if not entry.has_rank:
         _split_expert_targets(model, method, target_modules)
         for p in model.parameters():
             p.requires_grad_(True)
         return model
 
-    import rasa.adapters  # noqa: F401  (registers RaSA / MoRA with PEFT)
-    from peft import AdaLoraConfig, LoraConfig, VeraConfig, get_peft_model
+    from peft import get_peft_model
 
-    from rasa.adapters import MoraConfig, RasaConfig
+    import rasa.adapters  # noqa: F401  (registers RaSA / MoRA with PEFT)
 
     linear_targets, expert_params = _split_expert_targets(model, method, target_modules)
-    task = _task_type(model)
     if expert_params and dropout:
         raise ValueError(
             f"LoRA on fused MoE expert parameters ({expert_params}) cannot use dropout (PEFT's ParamWrapper refuses "
             f"lora_dropout != 0); pass dropout=0.0, or drop the MLP names from target_modules. Got dropout={dropout}."
         )
-    if method == "lora":
-        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=linear_targets,
-                            target_parameters=expert_params or None, task_type=task)
-    elif method == "olora":
-        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=linear_targets,
-                            init_lora_weights="olora", task_type=task)
-    elif method == "rasa":
-        config = RasaConfig(r=r, k=k, alpha=alpha, dropout=dropout, target_modules=linear_targets, task_type=task)
-    elif method == "mora":
-        config = MoraConfig(r=r, dropout=dropout, target_modules=linear_targets, task_type=task)
-    elif method == "vera":
-        config = VeraConfig(r=r, vera_dropout=dropout, target_modules=linear_targets, task_type=task)
-    elif method == "adalora":
-        if not total_steps:
-            raise ValueError("adalora needs total_steps (AdaLoRA schedules its rank budget over the run).")
-        tinit, tfinal = int(0.1 * total_steps), int(0.2 * total_steps)
-        if tinit >= total_steps - tfinal:
-            tinit, tfinal = 0, 0
-        config = AdaLoraConfig(init_r=int(math.floor(1.5 * r + 0.5)), target_r=r, lora_alpha=alpha,
-                               lora_dropout=dropout, target_modules=linear_targets, total_step=total_steps,
-                               tinit=tinit, tfinal=tfinal, deltaT=10, task_type=task)
-    else:  # prilora
-        from rasa.adapters.prilora import prilora_rank_pattern
-
-        pattern, _ = prilora_rank_pattern(model, linear_targets, r)
-        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=linear_targets,
-                            rank_pattern=pattern, task_type=task)
-    peft_model = get_peft_model(model, config)
-    if method == "adalora":
-        # AdaLoRA's `ranknum` is a constant divisor; PEFT re-creates it with requires_grad=True when it moves the
-        # adapter to another device (seen on the meta device), which would let the optimizer change it.
-        for name, p in peft_model.named_parameters():
-            if ".ranknum." in name:
-                p.requires_grad_(False)
+    args = BuildArgs(r=r, k=k, alpha=alpha, dropout=dropout, target_modules=linear_targets,
+                     target_parameters=expert_params, task_type=_task_type(model), total_steps=total_steps)
+    peft_model = get_peft_model(model, entry.build(model, args))
+    if entry.after_build:
+        entry.after_build(peft_model)
     peft_model._rasa_method = method
     peft_model._rasa_total_steps = total_steps
     return peft_model
@@ -158,49 +113,15 @@ def _unique_trainable(model: nn.Module) -> int:
 
 
 def parameter_counts(model, method: str) -> dict:
-    """``{"trainable": int, "extra": int}``; "extra" = importance state of AdaLoRA / PriLoRA (paper Table 2).
-
-    AdaLoRA: its two exponential moving averages (sensitivity, uncertainty) per trainable tensor, i.e. 2x trainable
-    (PEFT also keeps the last step's raw sensitivity, a third copy, as a temporary). PriLoRA: one importance buffer
-    per A matrix (see :mod:`rasa.adapters.prilora`). Works on the meta device.
-    """
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; known methods: {', '.join(METHODS)}.")
-    trainable = _unique_trainable(model)
-    extra = 0
-    if method == "adalora":
-        extra = 2 * sum(p.numel() for n, p in model.named_parameters() if "lora_" in n and p.requires_grad)
-    elif method == "prilora":
-        from rasa.adapters.prilora import prilora_extra_parameters
-
-        extra = prilora_extra_parameters(model)
-    return {"trainable": trainable, "extra": extra}
-
-
-class AdaLoraCallback:
-    """Calls AdaLoRA's ``update_and_allocate`` after every optimizer step, before the gradients are zeroed."""
-
-    def __new__(cls, model):
-        from transformers import TrainerCallback
-
-        class _AdaLora(TrainerCallback):
-            def __init__(self, peft_model):
-                self.peft_model = peft_model
-
-            def on_optimizer_step(self, args, state, control, **kwargs):
-                self.peft_model.base_model.update_and_allocate(state.global_step)
-
-        return _AdaLora(model)
+    """``{"trainable": int, "extra": int}``; "extra" = the method's importance state (AdaLoRA / PriLoRA, paper
+    Table 2), counted by its registry entry. Works on the meta device."""
+    entry = method_registry.get(method)
+    extra = entry.extra_parameters(model) if entry.extra_parameters else 0
+    return {"trainable": _unique_trainable(model), "extra": extra}
 
 
 def training_callbacks(model, method: str) -> list:
-    """``TrainerCallback`` instances the method needs while training (AdaLoRA's budget, PriLoRA's pruning)."""
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; known methods: {', '.join(METHODS)}.")
-    if method == "adalora":
-        return [AdaLoraCallback(model)]
-    if method == "prilora":
-        from rasa.adapters.prilora import PriLoraPruner
-
-        return [PriLoraPruner(model, total_steps=getattr(model, "_rasa_total_steps", None))]
-    return []
+    """``TrainerCallback`` instances the method needs while training (AdaLoRA's budget, PriLoRA's pruning); each
+    also has ``step(global_step)`` for a hand-written loop."""
+    entry = method_registry.get(method)
+    return entry.callbacks(model) if entry.callbacks else []

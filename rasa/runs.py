@@ -9,12 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-RANKLESS_METHODS = ("fft",)
-
-
-def default_k(r: int) -> int:
-    """The paper's choice of shared ranks per layer: k = max(r/8, 1)."""
-    return max(r // 8, 1)
+from rasa import method_registry
 
 
 @dataclass(frozen=True, order=True)
@@ -25,16 +20,17 @@ class RunSpec:
     task: str
     method: str
     r: int = 0  # 0 for full fine-tuning
-    k: int = 0  # shared ranks per layer; only RaSA uses it
+    k: int = 0  # shared ranks per layer; only methods with ``uses_k`` (RaSA) use it
     fraction: float = 1.0
     epochs: int = 8
 
 
 def run_id(spec: RunSpec) -> str:
     """``tiny-llama__math__rasa-r8-k1__f100__e8``: readable, sortable, one directory name."""
-    if spec.method in RANKLESS_METHODS:
+    method = method_registry.get(spec.method)
+    if not method.has_rank:
         adapter = spec.method
-    elif spec.method == "rasa":
+    elif method.uses_k:
         adapter = f"rasa-r{spec.r}-k{spec.k}"
     else:
         adapter = f"{spec.method}-r{spec.r}"
@@ -43,7 +39,7 @@ def run_id(spec: RunSpec) -> str:
 
 
 _RUN_ID = re.compile(
-    r"^(?P<model>[^_]+(?:_[^_]+)*?)__(?P<task>[a-z]+)__(?P<method>[a-z]+)"
+    r"^(?P<model>[^_]+(?:_[^_]+)*?)__(?P<task>[a-z]+)__(?P<method>[a-z][a-z0-9]*)"
     r"(?:-r(?P<r>\d+))?(?:-k(?P<k>\d+))?__f(?P<pct>\d+)__e(?P<epochs>\d+)$"
 )
 

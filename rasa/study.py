@@ -7,7 +7,8 @@ by several targets (e.g. LoRA r=8 on math, in Table 2 and Figures 4, 5 and 7) ar
 
 from __future__ import annotations
 
-from rasa.runs import RANKLESS_METHODS, RunSpec, default_k, run_id
+from rasa import method_registry
+from rasa.runs import RunSpec, run_id
 
 TABLES = ("table1", "table2")
 GRID_TARGETS = ("table1", "table2", "figure6", "figure7")
@@ -16,7 +17,7 @@ FORGETTING = "forgetting"
 
 
 def _rank(config: dict, method: str, r: int) -> int:
-    if method in RANKLESS_METHODS:
+    if not method_registry.get(method).has_rank:
         return 0
     return config["methods"].get(method, {}).get("r", r)
 
@@ -28,9 +29,9 @@ def grid_runs(config: dict, target: str) -> list[RunSpec]:
     for model in entry["models"]:
         for fraction in entry.get("fractions", [1.0]):
             for method in entry["methods"]:
-                ranks = [0] if method in RANKLESS_METHODS else entry["ranks"]
+                ranks = entry["ranks"] if method_registry.get(method).has_rank else [0]
                 for r in dict.fromkeys(_rank(config, method, r) for r in ranks):
-                    k = entry.get("k", default_k(r)) if method == "rasa" else 0
+                    k = method_registry.get(method).k_for(r, entry.get("k"))
                     specs.append(RunSpec(model, entry["task"], method, r, k, fraction,
                                          entry["epochs"]))
     return list(dict.fromkeys(specs))
@@ -88,8 +89,24 @@ def base_id(model: str) -> str:
     return f"{model}__base"
 
 
+def _check_method_names(config: dict) -> None:
+    """Every method the config names is registered (:mod:`rasa.method_registry`; the schema has no list)."""
+    known = ", ".join(method_registry.names())
+    fields = [("methods", name) for name in config["methods"]]
+    fields += [(f"study.{target}.methods", name) for target, entry in config["study"].items()
+               for name in entry.get("methods", [])]
+    fields += [(f"models.{model}.micro_batch.{task}", name) for model, spec in config["models"].items()
+               for task, per in (spec.get("micro_batch") or {}).items() if isinstance(per, dict)
+               for name in per if name != "default"]
+    for field, name in fields:
+        if name not in method_registry.names():
+            raise ValueError(f"{field}: unknown method {name!r}; known methods: {known} "
+                             "(a new method is registered in rasa.method_registry)")
+
+
 def check_config(config: dict) -> None:
     """What the JSON schema cannot express; each error names the field and the fix."""
+    _check_method_names(config)
     models, tasks, methods = config["models"], config["tasks"], config["methods"]
     for target, entry in config["study"].items():
         where = f"study.{target}"
@@ -104,7 +121,7 @@ def check_config(config: dict) -> None:
                 raise ValueError(f"{where}.methods: {method!r} has no entry under methods: "
                                  f"(learning rate etc.); known: {sorted(methods)}")
         for r in entry.get("ranks", []):
-            k = entry.get("k", default_k(r))
+            k = entry.get("k", method_registry.default_k(r))
             if k > r:
                 raise ValueError(f"{where}.k: k={k} exceeds rank r={r}; RaSA needs 0 <= k <= r")
         for source in entry.get("from", []):

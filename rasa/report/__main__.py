@@ -17,7 +17,7 @@ import json
 import sys
 
 from rasa.report import TARGETS, MissingResultsError, render
-from rasa.report.study import load_config
+from rasa.report.entries import load_config
 
 
 def main(argv=None) -> int:

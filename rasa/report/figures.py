@@ -22,7 +22,8 @@ from rasa.report.figure_data import (INITS, figure2_data, figure3_data, figure4_
                                      figure5_quoted, figure6_data, figure7_data, forgetting_gaps,
                                      mechanism_data, panel_runs, panels, paper_module)
 from rasa.report.results import Missing, Results
-from rasa.report.study import METHOD_NAMES, TASK_NAMES, entry_runs, model_label, paper_name
+from rasa.method_registry import LABELS as METHOD_NAMES
+from rasa.report.entries import TASK_NAMES, entry_runs, model_label, paper_name
 from rasa.report.style import (MISSING_COLOR, PAPER_MARKER, PAPER_STYLE, method_color, plt, save,
                                style)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import matplotlib
 
+from rasa import method_registry
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -37,8 +39,6 @@ RC = {
     "path.simplify": False,
 }
 
-LORA_CMAP, RASA_CMAP = "Blues", "Reds"
-METHOD_COLOR = {"lora": "#1f5fa8", "rasa": "#c0392b"}
 PAPER_STYLE = {"linestyle": "--", "alpha": 0.45, "linewidth": 1.1}
 PAPER_MARKER = {"marker": "*", "markersize": 9, "markeredgecolor": "black", "markeredgewidth": 0.5}
 MISSING_COLOR = "0.45"
@@ -50,8 +50,9 @@ def style():
 
 
 def method_color(method: str, r: int | None = None, ranks=()) -> tuple:
-    """LoRA in blues, RaSA in reds (as the paper); darker for larger r."""
-    cmap = plt.get_cmap(LORA_CMAP if method == "lora" else RASA_CMAP if method == "rasa" else "Greys")
+    """The method's colour map in :mod:`rasa.method_registry` (LoRA blues, RaSA reds, as the paper; others
+    greys); darker for larger r."""
+    cmap = plt.get_cmap(method_registry.get(method).colormap)
     ranks = sorted(set(ranks))
     if r is None or len(ranks) <= 1 or r not in ranks:
         return cmap(0.8)

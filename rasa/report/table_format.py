@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from rasa import method_registry
+
 if TYPE_CHECKING:
     from rasa.report.tables import Column, Row, Table
 
@@ -90,7 +92,7 @@ def to_frame(table: Table) -> pd.DataFrame:
     """The CSV layout: r, Method, shared columns, then ``<model> <column>`` per model."""
     records = []
     for row in table.rows:
-        rec = {"r": None if row.method == "fft" else row.r, "Method": row.label}
+        rec = {"r": row.r if method_registry.get(row.method).has_rank else None, "Method": row.label}
         for c in table.shared:
             rec[c.header + c.csv_unit] = csv_value(table.cells.get((row, None, c.key)))
         for m in table.models:

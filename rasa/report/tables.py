@@ -36,11 +36,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rasa import method_registry
+from rasa.method_registry import LABELS as METHOD_NAMES
 from rasa.report import reference
+from rasa.report.entries import entry_runs, paper_name
 from rasa.report.results import Missing, Results
-from rasa.report.study import (METHOD_NAMES, METHOD_ORDER, OWN_ROW_METHODS, entry_runs, paper_name)
 from rasa.report.table_format import fmt, write_table
-from rasa.runs import default_k
 
 
 @dataclass(frozen=True)
@@ -108,20 +109,20 @@ class Row:
 
     @property
     def group(self) -> tuple:
-        return ("own", self.method) if self.method in OWN_ROW_METHODS else ("rank", self.r)
+        return ("own", self.method) if method_registry.get(self.method).own_row else ("rank", self.r)
 
     @property
     def align(self) -> tuple:
         """The key that pairs our row with the paper's: VeRA and FFT whatever their r."""
-        return (self.method, None) if self.method in OWN_ROW_METHODS else (self.method, self.r)
+        return (self.method, None) if method_registry.get(self.method).own_row else (self.method, self.r)
 
     @property
     def r_label(self) -> str:
-        return "–" if self.method == "fft" else str(self.r)
+        return str(self.r) if method_registry.get(self.method).has_rank else "–"
 
     @property
     def paper_rank(self) -> str:
-        return "full" if self.method == "fft" else str(self.r)
+        return str(self.r) if method_registry.get(self.method).has_rank else "full"
 
     @property
     def label(self) -> str:
@@ -130,9 +131,9 @@ class Row:
 
 def sort_rows(rows) -> list[Row]:
     def key(row: Row):
-        own = row.method in OWN_ROW_METHODS
-        return (0 if own else 1, METHOD_ORDER.index(row.method) if own else row.r,
-                METHOD_ORDER.index(row.method) if row.method in METHOD_ORDER else 99, row.k)
+        order = method_registry.names().index(row.method)
+        own = method_registry.get(row.method).own_row
+        return (0 if own else 1, order if own else row.r, order, row.k)
     return sorted(set(rows), key=key)
 
 
@@ -165,7 +166,7 @@ class Table:
     def find_row(self, method: str, r: int | None = None) -> Row:
         """The row of ``method`` (our key) at rank ``r`` (ignored for FFT and VeRA)."""
         for row in self.rows:
-            if row.method == method and (method in OWN_ROW_METHODS or row.r == r):
+            if row.method == method and (method_registry.get(method).own_row or row.r == r):
                 return row
         raise KeyError((method, r))
 
@@ -190,10 +191,10 @@ def rule_marks(table: Table) -> dict:
                 for r in rows:
                     if r in vals and vals[r] == max(present):
                         marks[(r, m, c.key)] = "italic"
-            pool = [v for r, v in vals.items() if r.method != "fft"]
+            pool = [v for r, v in vals.items() if method_registry.get(r.method).has_rank]
             if pool:
                 for r, v in vals.items():
-                    if r.method != "fft" and v == max(pool):
+                    if method_registry.get(r.method).has_rank and v == max(pool):
                         marks[(r, m, c.key)] = "bold+italic" if marks.get((r, m, c.key)) else "bold"
     return marks
 
@@ -264,13 +265,12 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
 def build_paper(spec: TableSpec) -> Table:
     """The paper's table as printed: its values (paper_numbers.csv) and marks (paper_marks.csv)."""
     ref = reference.paper_rows(spec.name)
-    back = {v: k for k, v in METHOD_NAMES.items()}
     models = list(dict.fromkeys(ref["model"]))
     rows = {}
     for _, x in ref.iterrows():
-        method = back[x["method"]]
+        method = method_registry.by_label(x["method"])
         r = 0 if x["rank"] == "full" else int(x["rank"])
-        rows[(x["method"], x["rank"])] = Row(method, r, default_k(r) if method == "rasa" else 0)
+        rows[(x["method"], x["rank"])] = Row(method.name, r, method.k_for(r))
     table = Table(spec, "paper", sort_rows(rows.values()), models)
     for _, x in ref.iterrows():
         row = rows[(x["method"], x["rank"])]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 
-from rasa import methods
+from rasa import method_registry, methods
 
 from adapter_models import LLAMA_TARGETS, tiny_llama, tiny_mixtral
 
@@ -25,13 +25,13 @@ def adapted(model):
 
 
 def test_unknown_method():
-    with pytest.raises(ValueError, match="lora, rasa, mora, vera, olora, adalora, prilora, fft"):
+    with pytest.raises(ValueError, match="fft, vera, lora, mora, olora, adalora, prilora, rasa"):
         methods.apply_method(tiny_llama(), "dora", 4, k=None, alpha=8, dropout=0.0, target_modules=ATTN)
     with pytest.raises(ValueError, match="known methods"):
         methods.parameter_counts(tiny_llama(), "dora")
 
 
-@pytest.mark.parametrize("method", methods.METHODS)
+@pytest.mark.parametrize("method", method_registry.names())
 def test_llama_every_target_adapted(method):
     base = tiny_llama()
     n_base = sum(p.numel() for p in base.parameters())
@@ -56,7 +56,7 @@ def test_llama_every_target_adapted(method):
         assert grads and all(g is not None for g in grads), n
 
 
-@pytest.mark.parametrize("method", [m for m in methods.METHODS if m != "fft"])
+@pytest.mark.parametrize("method", [m for m in method_registry.names() if method_registry.get(m).has_rank])
 def test_mixtral_attention_targets(method):
     model = build(tiny_mixtral(), method, targets=ATTN)
     names, params = adapted(model)

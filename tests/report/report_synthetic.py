@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from rasa.method_registry import LABELS as METHOD_NAMES
 from rasa.report import reference
+from rasa.report.entries import base_run_id, entry_runs, paper_name
 from rasa.report.results import CONTRACT
-from rasa.report.study import METHOD_NAMES, base_run_id, entry_runs, paper_name
 
 RUN_ENTRIES = ("table1", "table2", "figure6", "figure7")
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -15,7 +15,7 @@ from rasa.report import MissingResultsError, TARGETS, render
 from rasa.report import figure_data as fd
 from rasa.report.figures import _BUILDERS, FIGURES, render_figure, shares_axis
 from rasa.report.results import Missing, Results
-from rasa.report.study import entry_runs, load_config
+from rasa.report.entries import entry_runs, load_config
 from rasa.report.style import plt, style
 from rasa.runs import parse_run_id, run_id
 

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from report_synthetic import paper_grid_config, write_results
 
+from rasa.method_registry import LABELS as METHOD_NAMES
 from rasa.report import MissingResultsError, TARGETS, reference
 from rasa.report.__main__ import main
+from rasa.report.entries import entry_runs, load_config
 from rasa.report.results import Missing, Results
-from rasa.report.study import METHOD_NAMES, entry_runs, load_config
 from rasa.report.table_format import fmt
 from rasa.report.tables import (TABLE2_CORRECTED, TABLES, build_delta, build_ours, build_paper,
                                 mark_differences, render_table)

@@ -7,6 +7,8 @@ from typing import Optional, Union
 
 from peft.config import PeftConfig
 
+from rasa.method_registry import default_k
+
 from .._registry import ExtraPeftType
 
 #: Llama/Mistral/Mixtral-style decoders: the seven projections the paper adapts.
@@ -31,7 +33,8 @@ class RasaConfig(PeftConfig):
 
     Args:
         r: per-layer rank budget, as in LoRA (same A/B parameter count as LoRA at this r).
-        k: ranks each layer contributes to the shared pool; ``None`` means the paper's ``max(r // 8, 1)``.
+        k: ranks each layer contributes to the shared pool; ``None`` means the paper's ``max(r // 8, 1)``
+            (:func:`rasa.method_registry.default_k`).
             ``k = 0``: no pool (a LoRA update with a trainable diagonal); ``k = r``: no private part.
         alpha: scale budget: d starts at ``alpha / (2 (r-k))`` on the private and ``alpha / (2 L k)`` on the shared
             entries (Eq. 6, applied literally as the authors' code does, also when one part is empty: k = 0 then
@@ -78,7 +81,7 @@ class RasaConfig(PeftConfig):
         if not isinstance(self.r, int) or isinstance(self.r, bool) or self.r <= 0:
             raise ValueError(f"RasaConfig.r must be a positive integer, got r={self.r!r}.")
         if self.k is None:
-            self.k = max(self.r // 8, 1)
+            self.k = default_k(self.r)
         if not isinstance(self.k, int) or isinstance(self.k, bool):
             raise ValueError(f"RasaConfig.k must be an integer in [0, r], got k={self.k!r}.")
         if self.k < 0:

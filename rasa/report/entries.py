@@ -1,4 +1,4 @@
-"""Which runs each table and figure reads, and how the paper names things.
+"""The study entries a table or figure reads: their runs, and the paper's names for models and tasks.
 
 The grid is expanded by :mod:`rasa.study` (the workflow's one expansion; run ids from
 :func:`rasa.runs.run_id`): ``fft`` has r = k = 0; ``vera`` uses its own rank ``methods.vera.r``;
@@ -16,15 +16,7 @@ import yaml
 from rasa import study as grid
 from rasa.runs import RunSpec, run_id
 
-#: Row order of Tables 1–2 (the paper's): FFT, VeRA, then per rank these methods in this order.
-METHOD_ORDER = ("fft", "vera", "lora", "mora", "olora", "adalora", "prilora", "rasa")
-#: The paper's spelling of each method (also the ``method`` column of paper_numbers.csv).
-METHOD_NAMES = {
-    "fft": "FFT", "vera": "VeRA", "lora": "LoRA", "mora": "MoRA", "olora": "OLoRA",
-    "adalora": "AdaLoRA", "prilora": "PriLoRA", "rasa": "RaSA",
-}
-#: Methods whose row is not part of a rank group (the paper's FFT and VeRA rows).
-OWN_ROW_METHODS = ("fft", "vera")
+# Methods' order, spelling and rows are entries of rasa.method_registry.
 TASK_NAMES = {"code": "Code", "math": "Math"}
 
 
