@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from rasa.recon import (lora_error, lora_error_from_spectra, rasa_error, rasa_error_dense,
-                        reconstruct, spectra)
+from rasa.recon import lora_error, lora_error_from_spectra, rasa_error, rasa_error_dense, reconstruct, spectra
 
 F64 = torch.float64
 

@@ -52,7 +52,8 @@ def test_instruction_masking_matches_the_authors(tiny_model_dir):
     assert text[lo:hi] == question + "\n\n"
     assert enc["labels"][-1] == tok.eos_token_id  # the response and EOS are trained on
     prompt_masked = data.encode(question, answer, tok, 512, mask="prompt")
-    assert sum(l == data.IGNORE for l in prompt_masked["labels"]) > sum(l == data.IGNORE for l in enc["labels"])
+    masked = sum(label == data.IGNORE for label in prompt_masked["labels"])
+    assert masked > sum(label == data.IGNORE for label in enc["labels"])
 
 
 def test_global_batch_that_cannot_split_is_refused():
