@@ -33,7 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rasa.io import write_jsonl_atomic
+from rasa.io import write_jsonl_atomic, write_text_atomic
 
 MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                  "number_theory", "prealgebra", "precalculus")
@@ -78,7 +78,7 @@ def require_token(repo: str) -> str:
 
 def record_source(path: Path, **source) -> None:
     target = path / "source.json" if path.is_dir() else path.with_name(path.name + ".source.json")
-    target.write_text(json.dumps(source, sort_keys=True) + "\n")
+    write_text_atomic(target, json.dumps(source, sort_keys=True) + "\n")
 
 
 def fetch_model(repo: str, revision: str, out: str, gated: bool) -> None:

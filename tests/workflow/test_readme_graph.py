@@ -27,7 +27,7 @@ def readme_block(edges: list[tuple[str, str]]) -> str:
 def readme_edges() -> list[tuple[str, str]]:
     block = re.search(r"```mermaid\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert block, "README.md has no mermaid block"
-    return sorted(tuple(line.split(" --> ")) for line in block.group(1).splitlines() if " --> " in line)
+    return sorted(tuple(line.strip().split(" --> ")) for line in block.group(1).splitlines() if " --> " in line)
 
 
 def test_readme_shows_the_paper_studys_rule_graph():
