@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from rasa import checkpointing, data, prompts
+from rasa.io import write_jsonl_atomic
 from rasa.optim import LionTrainer  # noqa: F401  (import check)
 from rasa.train import accumulation_steps
 
@@ -126,7 +127,7 @@ def _train(settings: dict, data_file, work, procs=1, kill_after_steps=None):
 def _math_data(tmp_path, n: int):
     """The first ``n`` MetaMathQA fixture records as a training file."""
     data_file = tmp_path / "train.jsonl"
-    data.write_jsonl(data.read_records(str(FIXTURES / "metamathqa.jsonl"))[:n], data_file)
+    write_jsonl_atomic(data_file, data.read_records(str(FIXTURES / "metamathqa.jsonl"))[:n])
     return data_file
 
 
