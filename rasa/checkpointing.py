@@ -30,6 +30,7 @@ from pathlib import Path
 import torch.distributed as dist
 from transformers import TrainerCallback
 
+from rasa.io import atomic_folder
 from rasa.preemption import StopPolicy, agree
 
 MARKER = "COMPLETE"
@@ -122,17 +123,13 @@ def resume_history(checkpoint_dir: str | Path) -> list[dict]:
 
 
 def export_weights(checkpoint: Path, target: Path) -> None:
-    """Copy the trained weights of a checkpoint to ``target`` atomically (tmp folder + rename)."""
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in WEIGHT_FILES:
-        if (checkpoint / name).is_file():
-            shutil.copy2(checkpoint / name, tmp / name)
-    for shard in checkpoint.glob("model-*.safetensors"):
-        shutil.copy2(shard, tmp / shard.name)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    """Copy the trained weights of a checkpoint to ``target`` atomically (:func:`rasa.io.atomic_folder`)."""
+    with atomic_folder(target) as tmp:
+        for name in WEIGHT_FILES:
+            if (checkpoint / name).is_file():
+                shutil.copy2(checkpoint / name, tmp / name)
+        for shard in checkpoint.glob("model-*.safetensors"):
+            shutil.copy2(shard, tmp / shard.name)
 
 
 class CheckpointCallback(TrainerCallback):

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from rasa.io import atomic_open
+from rasa.runs import parse_run_id
+
 RUN_COLUMNS = ["run_id", "model", "paper_model", "task", "method", "r", "k", "alpha", "fraction",
                "epochs", "trainable_params", "extra_params", "train_hours", "gpu_hours",
                "peak_mem_gb", "tokens_per_s", "seed", "git_commit"]
@@ -24,7 +27,7 @@ def run_row(manifest: dict) -> dict:
     s = manifest["settings"]
     row = {key: s[key] for key in ("run_id", "model", "paper_model", "method", "r", "k", "alpha",
                                    "fraction", "epochs", "seed")}
-    row["task"] = s["run_id"].split("__")[1]
+    row["task"] = parse_run_id(s["run_id"]).task
     for key in ("trainable_params", "extra_params", "train_hours", "gpu_hours", "peak_mem_gb",
                 "tokens_per_s", "git_commit"):
         row[key] = manifest[key]
@@ -32,11 +35,8 @@ def run_row(manifest: dict) -> dict:
 
 
 def write_csv(frame: pd.DataFrame, out: str | Path) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    frame.to_csv(tmp, index=False, float_format="%.10g")
-    tmp.replace(out)
+    with atomic_open(out) as fh:
+        frame.to_csv(fh, index=False, float_format="%.10g")
 
 
 def collect_runs(manifests: list[str], out: str) -> None:

@@ -95,7 +95,8 @@ def throughput(gpu_json: str | Path | None, vllm_tokens_per_s: float | None = No
         steps = [g["ms_per_step"] / 1e3 * REFERENCE_LAYERS / g["layers"]
                  for g in gen if g["variant"].startswith(variant)]
         if steps:
-            note = "" if all(g["layers"] == REFERENCE_LAYERS for g in gen) else f", scaled to {REFERENCE_LAYERS} layers"
+            scaled = not all(g["layers"] == REFERENCE_LAYERS for g in gen)
+            note = f", scaled to {REFERENCE_LAYERS} layers" if scaled else ""
             out[f"hf_step_s_{kind}"] = (sum(steps) / len(steps), f"{where}, HF generate batches 8 and 10{note}")
     fwd = [f for f in res.get("inference", {}).get("forward", []) if f["variant"].endswith("unmerged")]
     if fwd:

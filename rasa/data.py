@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from rasa import prompts
+from rasa.io import write_jsonl_atomic
 
 IGNORE = -100
 
@@ -74,15 +75,6 @@ def content_hash(records: list[dict]) -> str:
     return digest.hexdigest()
 
 
-def write_jsonl(records: list[dict], path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
 MASKS = ("instruction", "first_instruction", "prompt")
 _INSTRUCTION_SPANS = re.compile(
     re.escape(prompts.INSTRUCTION_HEADER) + "(.*?)" + re.escape(prompts.RESPONSE_HEADER), re.DOTALL)
@@ -135,7 +127,7 @@ def main(argv=None):
     records = read_records(args.source)
     check_fields(records, args.fields, args.source)
     subset = sample(records, args.fraction, args.seed)
-    write_jsonl(subset, args.out)
+    write_jsonl_atomic(args.out, subset, sort_keys=True)  # sorted keys, as records_digest hashes them
     Path(str(args.out) + ".sha256").write_text(content_hash(subset) + "\n")
     print(f"{len(subset)} of {len(records)} records ({SAMPLING_RULE}, seed {args.seed}) -> {args.out}")
 

@@ -33,6 +33,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rasa.io import write_jsonl_atomic, write_text_atomic
+
 MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                  "number_theory", "prealgebra", "precalculus")
 
@@ -76,7 +78,7 @@ def require_token(repo: str) -> str:
 
 def record_source(path: Path, **source) -> None:
     target = path / "source.json" if path.is_dir() else path.with_name(path.name + ".source.json")
-    target.write_text(json.dumps(source, sort_keys=True) + "\n")
+    write_text_atomic(target, json.dumps(source, sort_keys=True) + "\n")
 
 
 def fetch_model(repo: str, revision: str, out: str, gated: bool) -> None:
@@ -95,20 +97,12 @@ def fetch_dataset(repo: str, revision: str, out: str) -> None:
     record_source(Path(out), repo=repo, revision=revision)
 
 
-def write_jsonl(records, out: str) -> None:
-    tmp = Path(out + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(out)
-
-
 def fetch_benchmark(name: str, revision: str, out: str) -> None:
     if name == "humanevalplus":
         from evalplus.data import get_human_eval_plus
 
         problems = get_human_eval_plus(version=revision)
-        write_jsonl(problems.values(), out)
+        write_jsonl_atomic(out, problems.values())
         record_source(Path(out), repo="evalplus/HumanEvalPlus", revision=revision)
     elif name == "math":
         import datasets
@@ -120,7 +114,7 @@ def fetch_benchmark(name: str, revision: str, out: str) -> None:
             rows += [{k: r[k] for k in ("problem", "solution", "type", "level")} for r in split]
         if len(rows) != 5000:
             raise SystemExit(f"MATH test: expected 5,000 problems, got {len(rows)}")
-        write_jsonl(rows, out)
+        write_jsonl_atomic(out, rows)
         record_source(Path(out), repo="EleutherAI/hendrycks_math", revision=revision)
     else:
         raise SystemExit(f"unknown benchmark {name!r}: humanevalplus or math")
@@ -145,7 +139,7 @@ def fetch_forgetting(revisions: dict[str, str], out: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for task, (repo, name, split) in FORGETTING_DATASETS.items():
         rows = datasets.load_dataset(repo, name, split=split, revision=revisions[task])
-        write_jsonl(rows, str(folder / f"{task}.jsonl"))
+        write_jsonl_atomic(folder / f"{task}.jsonl", rows)
     api = HfApi()  # the commit each revision resolved to, so that `main` is pinned after the fact
     record_source(folder, **{task: {"repo": repo, "config": name, "split": split,
                                     "revision": revisions[task],

@@ -1,4 +1,9 @@
-"""Atomic result writes: a reader (or Snakemake) never sees a half-written result file."""
+"""Atomic writes: a reader (or Snakemake) never sees a half-written file or folder.
+
+The one implementation of write-to-a-temporary-then-rename in the package: files through
+:func:`atomic_open` (and the CSV/JSONL/text writers built on it), folders through
+:func:`atomic_folder`.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,24 @@ import contextlib
 import csv
 import json
 import os
-import tempfile
+import shutil
 from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path):
-    """A text handle on a temporary file in ``path``'s folder, moved onto ``path`` with
-    ``os.replace`` only if the block succeeds (the temporary file is removed otherwise)."""
+def atomic_open(path: str | Path, mode: str = "w"):
+    """A handle (text, or binary with ``mode="wb"``) on a temporary file in ``path``'s folder,
+    moved onto ``path`` with ``os.replace`` only if the block succeeds (the temporary file is
+    removed otherwise). The file gets the permissions ``open`` gives (the umask's)."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode {mode!r} must be 'w' or 'wb'")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # a name of this process's own (not ``mkstemp``, whose files are private to the user)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    text = {"newline": "", "encoding": "utf-8"} if mode == "w" else {}
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        with open(tmp, mode, **text) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -48,8 +58,32 @@ def write_csv_atomic(path: str | Path, rows: list[dict], columns: list[str] | No
         writer.writerows(rows)
 
 
-def write_jsonl_atomic(path: str | Path, records: list[dict]) -> None:
-    """Write ``records`` to ``path`` as JSON lines, atomically (:func:`atomic_open`)."""
+def write_jsonl_atomic(path: str | Path, records, sort_keys: bool = False) -> None:
+    """Write ``records`` (any iterable of dicts) to ``path`` as JSON lines, atomically
+    (:func:`atomic_open`)."""
     with atomic_open(path) as fh:
         for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(record, ensure_ascii=False, sort_keys=sort_keys) + "\n")
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_open`)."""
+    with atomic_open(path) as fh:
+        fh.write(text)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | Path):
+    """A fresh temporary folder beside ``target``, renamed onto ``target`` (replacing what was
+    there) only if the block succeeds; removed otherwise."""
+    target = Path(target)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)

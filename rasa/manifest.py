@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from rasa.io import write_text_atomic
+
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "deepspeed", "lion-pytorch",
             "rasa-peft")
 
@@ -72,7 +74,4 @@ def model_source(model_path: str | Path) -> dict | None:
 
 
 def write_manifest(path: str | Path, content: dict) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(content, indent=1, sort_keys=True, default=str) + "\n")

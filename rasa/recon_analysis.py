@@ -126,7 +126,7 @@ def _ints(s: str) -> list[int]:
 
 
 def fmt(x: float) -> str:
-    return "%.10g" % x
+    return f"{x:.10g}"
 
 
 def analyse_module(model: str, module: str, M: torch.Tensor, args, log) -> list[list]:
@@ -139,7 +139,7 @@ def analyse_module(model: str, module: str, M: torch.Tensor, args, log) -> list[
     t0 = time.perf_counter()
     spec = spectra(M, rmax, dtype=dtype)
     log(f"  {module}: {L} x ({b} x {a}) spectra in {time.perf_counter() - t0:.1f}s")
-    common = dict(dtype=dtype, seed=args.seed, spectra=spec, oversample=args.oversample)
+    common = {"dtype": dtype, "seed": args.seed, "spectra": spec, "oversample": args.oversample}
 
     def row(analysis, r, k, method, init, it, err):
         return [model, module, analysis, r, k, method, init, it, fmt(err)]

@@ -17,9 +17,9 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_train import _math_data, _settings, _train
 
 from rasa import checkpointing
-from test_train import _math_data, _settings, _train
 
 
 def _adapters(work, epoch):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from rasa import checkpointing, data, prompts
+from rasa.io import write_jsonl_atomic
 from rasa.optim import LionTrainer  # noqa: F401  (import check)
 from rasa.train import accumulation_steps
 
@@ -52,7 +53,8 @@ def test_instruction_masking_matches_the_authors(tiny_model_dir):
     assert text[lo:hi] == question + "\n\n"
     assert enc["labels"][-1] == tok.eos_token_id  # the response and EOS are trained on
     prompt_masked = data.encode(question, answer, tok, 512, mask="prompt")
-    assert sum(l == data.IGNORE for l in prompt_masked["labels"]) > sum(l == data.IGNORE for l in enc["labels"])
+    masked = sum(label == data.IGNORE for label in prompt_masked["labels"])
+    assert masked > sum(label == data.IGNORE for label in enc["labels"])
 
 
 def test_global_batch_that_cannot_split_is_refused():
@@ -125,7 +127,7 @@ def _train(settings: dict, data_file, work, procs=1, kill_after_steps=None):
 def _math_data(tmp_path, n: int):
     """The first ``n`` MetaMathQA fixture records as a training file."""
     data_file = tmp_path / "train.jsonl"
-    data.write_jsonl(data.read_records(str(FIXTURES / "metamathqa.jsonl"))[:n], data_file)
+    write_jsonl_atomic(data_file, data.read_records(str(FIXTURES / "metamathqa.jsonl"))[:n])
     return data_file
 
 

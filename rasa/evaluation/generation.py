@@ -92,8 +92,8 @@ class HFEngine:
             max_new = cfg.max_new_tokens
             if cfg.max_length is not None:
                 max_new = max(1, min(max_new, cfg.max_length - max(lengths[i] for i, _ in batch)))
-            kwargs = dict(max_new_tokens=max_new, pad_token_id=self.tokenizer.pad_token_id,
-                          do_sample=cfg.do_sample)
+            kwargs = {"max_new_tokens": max_new, "pad_token_id": self.tokenizer.pad_token_id,
+                      "do_sample": cfg.do_sample}
             if cfg.do_sample:
                 kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
             else:

@@ -33,6 +33,8 @@ import random
 import sys
 from pathlib import Path
 
+from rasa.io import write_text_atomic
+
 FIND_ZERO_ATOL = 1e-4
 
 
@@ -90,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--limit must be at least 1")
     records = load(args.limit)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    write_text_atomic(out, "".join(json.dumps(r) + "\n" for r in records))
     print(f"{len(records)} problems, {sum(len(r['base_input']) for r in records)} inputs -> {out}")
     return 0
 

@@ -57,6 +57,7 @@ from tqdm import tqdm
 
 from rasa.evaluation.passk import mean_pass_at_k, pass_at_k, reported_ks
 from rasa.evaluation.sandbox import Limits, check_program, passed, require_sandbox, run_script
+from rasa.io import atomic_open
 
 STOP_WORDS = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\nassert",
               "<|endoftext|>", "<|eot_id|>")
@@ -138,11 +139,8 @@ def compute_expected(problems: list[dict], cache: str | Path | None = None) -> d
                 code, problem[f"{split}_input"], problem["entry_point"], record_time=True)
         expected[problem["task_id"]] = entry
     if cache:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(cache).with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_open(cache, "wb") as fh:
             pickle.dump({"key": key, "expected": expected}, fh)
-        tmp.replace(cache)
     return expected
 
 

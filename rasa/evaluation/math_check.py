@@ -156,7 +156,7 @@ def _clearly_nonzero(diff) -> bool:
         value = complex(value)
     except (TypeError, ValueError, ArithmeticError, AttributeError):
         return False
-    return all(map(lambda v: v == v and abs(v) != float("inf"), (value.real, value.imag))) and (
+    return all(v == v and abs(v) != float("inf") for v in (value.real, value.imag)) and (
         abs(value) > 1e-9
     )
 

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from rasa.evaluation import _plaindata
@@ -99,7 +99,7 @@ def _unshare_args(mode: str) -> list[str]:
     return args + (["--map-root-user"] if mode == "userns" else [])
 
 
-@lru_cache(maxsize=None)
+@cache
 def isolation_mode() -> str:
     """``"root"``, ``"userns"`` or ``"none"``: the strongest mode that passes a probe sample
     (probed once per process; ``RASA_SANDBOX_MODE`` forces one)."""
@@ -188,7 +188,8 @@ class _Session:
         nproc = limits.nproc + (_processes_of_current_user() if mode == "none" and drop_to is None else 0)
         memory = limits.memory_mb * 1024 * 1024
         job = dict(job, memory_bytes=memory, tmpdir=self.workdir or "/tmp",
-                   isolate=mode != "none", keep=sorted({os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}),
+                   isolate=mode != "none",
+                   keep=sorted({os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}),
                    hide=_hidden_paths(), scratch=list(SCRATCH), tmpfs_mb=limits.tmpfs_mb,
                    cgroup=self.cgroup.procs, drop_to=drop_to,
                    rlimits={"RLIMIT_AS": memory, "RLIMIT_DATA": memory,

@@ -12,10 +12,10 @@ import os
 import signal
 import time
 import uuid
-from functools import lru_cache
+from functools import cache
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parents() -> dict[str, str] | None:
     """``{controller: directory of this process's cgroup}`` for memory and pids, if writable."""
     mounts = {}

@@ -1,6 +1,5 @@
 """Tiny random Llama / Mixtral builders for the adapter tests (hidden 32-64, 2-4 layers)."""
 
-import copy
 
 import torch
 

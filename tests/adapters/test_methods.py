@@ -66,7 +66,8 @@ def test_mixtral_attention_targets(method):
 def test_mixtral_experts_lora_adapts_fused_parameters_others_refuse():
     model = build(tiny_mixtral(), "lora", dropout=0.0)
     names, params = adapted(model)
-    assert {n for n in names if "self_attn" in n} == {f"model.layers.{i}.self_attn.{t}" for i in range(2) for t in ATTN}
+    attention = {f"model.layers.{i}.self_attn.{t}" for i in range(2) for t in ATTN}
+    assert {n for n in names if "self_attn" in n} == attention
     assert sorted(params) == sorted(f"model.layers.{i}.mlp.experts.{p}" for i in range(2)
                                     for p in ("gate_up_proj", "down_proj"))
     x = torch.randint(0, 97, (2, 8))

@@ -244,7 +244,8 @@ def test_module_without_layer_index_is_an_error():
 
 def test_non_llama_stack_and_layers_to_transform():
     model = _Stack([8, 8, 8, 8])
-    m = get_peft_model(model, RasaConfig(r=2, k=1, target_modules=["proj"], layers_to_transform=[0, 2], layers_pattern="layers"))
+    m = get_peft_model(model, RasaConfig(r=2, k=1, target_modules=["proj"], layers_to_transform=[0, 2],
+                                         layers_pattern="layers"))
     summary = m.base_model.rasa_summary()
     assert list(summary) == ["proj"] and summary["proj"]["num_layers"] == 2
     assert summary["proj"]["effective_rank"] == 2 - 1 + 2 * 1
@@ -275,7 +276,8 @@ def test_merged_update_rank_and_shared_column_space(r, k):
 
 
 def test_split_backward_matches_autograd_of_eq5():
-    """The hand-written backward of the split forward gives autograd's gradients of Eq. 5 written with concatenation."""
+    """The hand-written backward of the split forward gives autograd's gradients of Eq. 5 written with
+    concatenation."""
     torch.manual_seed(0)
     model = tiny_llama(num_layers=2, hidden=32, dtype=torch.float64)
     m = rasa(model, r=4, k=2)

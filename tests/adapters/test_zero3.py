@@ -1,4 +1,5 @@
-"""RaSA under DeepSpeed ZeRO-3: two CPU processes (gloo) give the plain run's loss curve; the saved adapter loads/merges.
+"""RaSA under DeepSpeed ZeRO-3: two CPU processes (gloo) give the plain run's loss curve; the saved adapter
+loads/merges.
 
 Slow (first run JIT-builds DeepSpeed's shm comm op, ~1-2 min; later runs ~15 s each).
 """
@@ -52,8 +53,9 @@ def test_zero3_matches_plain_run(tmp_path, eager):
     from peft import PeftModel
 
     import rasa.adapters  # noqa: F401
-    from zero3_rasa import SEQ, probe  # noqa: F401
+
     from adapter_models import tiny_llama
+    from zero3_rasa import SEQ, probe  # noqa: F401
 
     loaded = PeftModel.from_pretrained(tiny_llama(num_layers=3, hidden=32, seed=0), z["adapter_dir"]).eval()
     merged = loaded.merge_and_unload()
@@ -70,9 +72,10 @@ def test_eager_zero3_registration_survives_bf16_upcast():
     from peft import get_peft_model
     from transformers.integrations import HfDeepSpeedConfig
 
-    from adapter_models import LLAMA_TARGETS, tiny_llama
     from rasa.adapters import RasaConfig
     from rasa.adapters.rasa import RasaLayer
+
+    from adapter_models import LLAMA_TARGETS, tiny_llama
 
     cfg = {"train_micro_batch_size_per_gpu": 1, "zero_optimization": {"stage": 3}}
     keep = HfDeepSpeedConfig(cfg)  # noqa: F841

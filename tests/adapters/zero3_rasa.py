@@ -25,10 +25,11 @@ STEPS, MICRO, WORLD, SEQ, LR = 6, 2, 2, 12, 1e-2
 
 
 def build():
-    from adapter_models import LLAMA_TARGETS, tiny_llama
     from peft import get_peft_model
 
     from rasa.adapters import RasaConfig
+
+    from adapter_models import LLAMA_TARGETS, tiny_llama
 
     base = tiny_llama(num_layers=3, hidden=32, seed=0).train()
     torch.manual_seed(1)

@@ -55,27 +55,35 @@ FLOAT_FORGER = "import numpy\nnumpy.allclose = lambda *a, **k: True\nreturn 0.0"
 def escape_probes(ctx: dict) -> dict[str, str]:
     """Bodies that pass only if they read, wrote, unmounted, connected or saw the outside."""
     return {
-        "read a file in the caller's home": f"import os\nassert os.read(os.open({ctx['secret']!r}, os.O_RDONLY), 9) == b'SECRET'\nreturn x + y",
-        "read the checkout": f"import os\nassert os.read(os.open({ctx['checkout_file']!r}, os.O_RDONLY), 1)\nreturn x + y",
+        "read a file in the caller's home": (
+            f"import os\nassert os.read(os.open({ctx['secret']!r}, os.O_RDONLY), 9) == b'SECRET'\nreturn x + y"),
+        "read the checkout": (
+            f"import os\nassert os.read(os.open({ctx['checkout_file']!r}, os.O_RDONLY), 1)\nreturn x + y"),
         "write outside the scratch": (
             f"import os\nfd = os.open({ctx['outside_file']!r}, os.O_CREAT | os.O_WRONLY, 0o666)\n"
             "assert os.write(fd, b'x') == 1\nreturn x + y"),
-        "delete a file outside": f"import ctypes\nassert ctypes.CDLL(None).unlink({ctx['keep_file'].encode()!r}) == 0\nreturn x + y",
+        "delete a file outside": (
+            f"import ctypes\nassert ctypes.CDLL(None).unlink({ctx['keep_file'].encode()!r}) == 0\nreturn x + y"),
         "write into the caller's home": (
             f"import os\nfd = os.open({ctx['home_file']!r}, os.O_CREAT | os.O_WRONLY, 0o666)\n"
             "assert os.write(fd, b'x') == 1\nreturn x + y"),
         "unmount the scratch": "import ctypes\nassert ctypes.CDLL(None).umount2(b'/tmp', 2) == 0\nreturn x + y",
-        "unmount the hidden home": f"import ctypes\nassert ctypes.CDLL(None).umount2({ctx['home'].encode()!r}, 2) == 0\nreturn x + y",
+        "unmount the hidden home": (
+            f"import ctypes\nassert ctypes.CDLL(None).umount2({ctx['home'].encode()!r}, 2) == 0\nreturn x + y"),
         "new namespaces, then unmount": (
             "import ctypes\nlibc = ctypes.CDLL(None)\nassert libc.unshare(0x10000000 | 0x20000) == 0\n"
             f"assert libc.umount2({ctx['home'].encode()!r}, 2) == 0\nreturn x + y"),
-        "remount read-write": "import ctypes\nassert ctypes.CDLL(None).mount(None, b'/', None, 0x20 | 0x1000, None) == 0\nreturn x + y",
-        "path socket outside": f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({ctx['socket']!r})\nreturn x + y",
-        "path socket in the home": f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({ctx['home_socket']!r})\nreturn x + y",
+        "remount read-write": (
+            "import ctypes\nassert ctypes.CDLL(None).mount(None, b'/', None, 0x20 | 0x1000, None) == 0\nreturn x + y"),
+        "path socket outside": (
+            f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({ctx['socket']!r})\nreturn x + y"),
+        "path socket in the home": (
+            f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({ctx['home_socket']!r})\nreturn x + y"),
         "see the caller's processes": f"import os\nassert os.path.exists('/proc/{ctx['pid']}')\nreturn x + y",
         "regain root": "import ctypes, os\nassert ctypes.CDLL(None).setuid(0) == 0 and os.getuid() == 0\nreturn x + y",
         "TCP to the host": (
-            f"import socket\nsocket.create_connection(('127.0.0.1', {ctx['port']}), timeout=2).sendall(b'x')\nreturn x + y"),
+            f"import socket\nsocket.create_connection(('127.0.0.1', {ctx['port']}), timeout=2).sendall(b'x')\n"
+            "return x + y"),
     }
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import authors_math_checker as authors
 from rasa.evaluation.math import check_pairs
 from rasa.evaluation.math_check import paper_check
 from rasa.evaluation.math_normalize import extract_prediction, paper_gold
+
+import authors_math_checker as authors
 
 DATA = Path(__file__).parent / "data" / "math_labelled.tsv"
 

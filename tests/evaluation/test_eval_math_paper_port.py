@@ -7,10 +7,11 @@ import random
 
 import pytest
 
-import authors_math_checker as authors
 from rasa.evaluation.math import load_problems, score
 from rasa.evaluation.math_check import paper_check
 from rasa.evaluation.math_normalize import AuthorsCrash, extract_prediction, paper_gold
+
+import authors_math_checker as authors
 
 # Answer forms, including the ones where a port and a look-alike disagree: leading zeros, lists
 # starting with 0, non-ASCII digits, nested braces in a box, " ." endings, "a "/"an " inside words.

@@ -147,9 +147,9 @@ def test_paper_scorer_shortcuts_never_change_a_verdict():
     import sys
     from pathlib import Path
 
-    import authors_math_checker as authors
-
     from rasa.evaluation.math_check import paper_check
+
+    import authors_math_checker as authors
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from math_check import make_pairs

@@ -53,16 +53,29 @@ def test_plus_tests_catch_what_base_tests_miss(toy_problems):
 def test_prompt_and_postprocessing(toy_problems):
     problem = toy_problems[0]
     prompt = build_prompt(problem)
-    assert "### Instruction:\nWrite a Python function `add(x: int, y: int) -> int` to solve the following problem:\nReturn x + y." in prompt
-    assert prompt.endswith('### Response:\ndef add(x: int, y: int) -> int:\n    """Return x + y.\n    >>> add(1, 2)\n    3\n    """')
+    assert ("### Instruction:\nWrite a Python function `add(x: int, y: int) -> int` to solve the following "
+            "problem:\nReturn x + y.") in prompt
+    assert prompt.endswith('### Response:\ndef add(x: int, y: int) -> int:\n'
+                           '    """Return x + y.\n    >>> add(1, 2)\n    3\n    """')
     program = postprocess(problem, "\n    z = x + y\n\n    return z\nprint(add(1, 2))\nimport os\n")
     assert program == problem["prompt"].rstrip() + "\n    z = x + y\n\n    return z"
     assert postprocess(problem, "\n    return x + y\nresult = 3\n").endswith("    return x + y")
     assert postprocess(problem, "\n    return x\n\ndef helper():\n    pass") .endswith("    return x\n")
 
 
-def test_isolation_mode_is_reported():
-    assert isolation_mode() in ("root", "userns", "none")
+def test_forced_isolation_mode_is_honoured_and_checked(monkeypatch):
+    try:
+        for mode in ("root", "userns", "none"):
+            monkeypatch.setenv("RASA_SANDBOX_MODE", mode)
+            isolation_mode.cache_clear()
+            assert isolation_mode() == mode
+        monkeypatch.setenv("RASA_SANDBOX_MODE", "chroot")
+        isolation_mode.cache_clear()
+        with pytest.raises(ValueError, match="RASA_SANDBOX_MODE='chroot': use one of root, userns, none"):
+            isolation_mode()
+    finally:
+        monkeypatch.delenv("RASA_SANDBOX_MODE")
+        isolation_mode.cache_clear()
 
 
 # ------------------------------------------------------------ verdicts outside: evalplus's rules

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-import sandbox_probes
 from rasa.evaluation.sandbox import ERRORS, isolation_mode
+
+import sandbox_probes
 
 REPO = Path(__file__).resolve().parents[2]
 

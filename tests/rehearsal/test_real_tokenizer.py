@@ -3,8 +3,12 @@ EOS = PAD = `<|im_end|>`. Training sequences and generation prompts must start a
 
 from __future__ import annotations
 
+import pytest
+
 from rasa import data, prompts
 from rasa.modeling import load_tokenizer
+
+pytestmark = pytest.mark.slow  # reads the real model's GGUF file: 45 s measured on a loaded 2-core machine
 
 QUESTION = "Write a function that returns the sum of a list."
 ANSWER = "def total(xs):\n    return sum(xs)"

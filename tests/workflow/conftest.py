@@ -1,4 +1,4 @@
-"""Fixtures for tests that drive Snakemake in a copy of the repository."""
+"""Fixtures for tests that drive Snakemake in a copy of the repository; every test here is ``slow``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from snake import ROOT
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items):
+    """Mark every test of this folder ``slow``: each one runs Snakemake (seconds to an hour)."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

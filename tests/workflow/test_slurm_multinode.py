@@ -19,6 +19,7 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
+
 from snake import snakemake
 
 RUN = "tiny-llama__math__rasa-r8-k1__f100__e2"

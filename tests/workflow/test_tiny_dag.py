@@ -7,6 +7,7 @@ import shutil
 
 import pandas as pd
 import pytest
+
 from snake import job_counts, snakemake
 
 MEASURED = ["train_hours", "gpu_hours", "peak_mem_gb", "tokens_per_s"]  # wall-clock, not seeded
