@@ -7,9 +7,9 @@ method alike; medians over the rounds). Times are the process's CPU time (``time
 thread by default, which other jobs on a shared machine disturb far less than wall-clock time (``--wall`` for
 wall-clock, ``--threads`` to change):
 
-* the time of one training step (forward, backward, AdamW step, zero_grad, plus the method's callback work for
-  AdaLoRA / PriLoRA) for every method of :mod:`rasa.method_registry` at the same r, and for PEFT LoRA at RaSA's effective
-  rank r - k + L*k; ratios to LoRA at r and to LoRA at the effective rank;
+* the time of one training step (forward, backward, AdamW step, zero_grad, plus the method's callback work
+  for AdaLoRA / PriLoRA) for every method of :mod:`rasa.method_registry` at the same r, and for PEFT LoRA
+  at RaSA's effective rank r - k + L*k; ratios to LoRA at r and to LoRA at the effective rank;
 * RaSA with the reference implementation's forward (``torch.cat`` of [B~ B_S] and [A~; A_S] on every call) against
   ours;
 * a merged RaSA model's inference forward against the bare base model's;
@@ -24,7 +24,6 @@ import argparse
 import copy
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys

@@ -51,14 +51,14 @@ sys.path.insert(0, str(HERE.parent))
 REQUIRED = ("torch", "transformers", "peft")
 OPTIONAL = ("accelerate", "pandas")
 METHODS = ("lora", "rasa", "mora", "vera")
-MIXTRAL = dict(hidden_size=4096, intermediate_size=14336, num_attention_heads=32, num_key_value_heads=8,
-               num_local_experts=8, num_experts_per_tok=2, vocab_size=32000, max_position_embeddings=32768,
-               rope_theta=1e6, tie_word_embeddings=False)
-SMALL = dict(hidden_size=64, intermediate_size=224, num_attention_heads=4, num_key_value_heads=2, vocab_size=512,
-             max_position_embeddings=512)
+MIXTRAL = {"hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8,
+           "num_local_experts": 8, "num_experts_per_tok": 2, "vocab_size": 32000,
+           "max_position_embeddings": 32768, "rope_theta": 1e6, "tie_word_embeddings": False}
+SMALL = {"hidden_size": 64, "intermediate_size": 224, "num_attention_heads": 4, "num_key_value_heads": 2,
+         "vocab_size": 512, "max_position_embeddings": 512}
 #: the authors' evaluation batches and decoding (configs/paper.yaml benchmarks)
-GENERATE = (("math", 8, dict(do_sample=False)),
-            ("humanevalplus", 10, dict(do_sample=True, temperature=0.2, top_p=0.95)))
+GENERATE = (("math", 8, {"do_sample": False}),
+            ("humanevalplus", 10, {"do_sample": True, "temperature": 0.2, "top_p": 0.95}))
 
 
 def library_versions() -> dict:
@@ -187,7 +187,7 @@ def train_section(b: Bench, name: str, model_type: str, shape: dict, layers: int
         for _ in range(a.warmup):
             variant.step(x)
 
-        def timed_steps():
+        def timed_steps(variant=variant):
             variant.times = [variant.step(x) for _ in range(a.steps)]
 
         peak, kind = b.peak_memory(timed_steps)
@@ -350,9 +350,9 @@ def parse_args(argv=None):
                          "run under 8 minutes; --small: none)")
     args = ap.parse_args(argv)
     small = args.small
-    defaults = dict(layers=2 if small else 32, batch=2, seq=32 if small else 1024, steps=2 if small else 5,
-                    warmup=1 if small else 2, reps=3 if small else 10, prompt_len=8 if small else 256,
-                    new_tokens=8 if small else 256, budget_s=None if small else 360.0)
+    defaults = {"layers": 2 if small else 32, "batch": 2, "seq": 32 if small else 1024, "steps": 2 if small else 5,
+                "warmup": 1 if small else 2, "reps": 3 if small else 10, "prompt_len": 8 if small else 256,
+                "new_tokens": 8 if small else 256, "budget_s": None if small else 360.0}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)

@@ -36,7 +36,8 @@ def _forms(rng: random.Random) -> tuple[str, str, str]:
     if kind == "int":
         return kind, str(c), str(a)
     if kind == "frac":
-        return kind, rng.choice([f"\\dfrac{{{c}}}{{{b}}}", f"{c}/{b}", f"\\frac{{{c}}}{{{b}}}"]), f"\\frac{{{a}}}{{{b}}}"
+        forms = [f"\\dfrac{{{c}}}{{{b}}}", f"{c}/{b}", f"\\frac{{{c}}}{{{b}}}"]
+        return kind, rng.choice(forms), f"\\frac{{{a}}}{{{b}}}"
     if kind == "decimal":
         return kind, str(c / 4), f"\\frac{{{a}}}{{4}}"
     if kind == "sqrt":

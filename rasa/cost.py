@@ -41,9 +41,9 @@ import sys
 from pathlib import Path
 
 from rasa import method_registry, study
-from rasa.resources import eval_gpus, recon_job
 from rasa.paper_time import train_hours
 from rasa.report.entries import load_config, paper_name
+from rasa.resources import eval_gpus, recon_job
 from rasa.runs import parse_run_id
 
 PAPER_GPUS = 8  # the Time column: wall-clock hours on 1 node × 8 A100-40G

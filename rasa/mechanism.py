@@ -139,7 +139,7 @@ def train_student(base: nn.Module, teacher: nn.Module, method: str, r: int, k: i
     student.train()
     for step in range(args.steps + 1):
         if step % args.log_every == 0 or step == args.steps:
-            rows.append([method, r, kk, step, "%.10g" % evaluate(), n_train])
+            rows.append([method, r, kk, step, f"{evaluate():.10g}", n_train])
         if step == args.steps:
             break
         ids = torch.randint(0, vocab, (args.batch_size, args.seq_len), generator=data_gen)

@@ -52,8 +52,9 @@ def load_model(model_dir: str, trained: str | None = None, dtype: str = "float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype, revision=revision,
                                                  device_map=device_map)
     if trained:
-        import rasa.adapters  # noqa: F401  (registers RaSA and MoRA with PEFT)
         from peft import PeftModel
+
+        import rasa.adapters  # noqa: F401  (registers RaSA and MoRA with PEFT)
 
         model = PeftModel.from_pretrained(model, trained)
         if merge:

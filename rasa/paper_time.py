@@ -8,8 +8,8 @@ lookups answer ``None`` and the caller decides (see :mod:`rasa.resources`).
 
 from __future__ import annotations
 
-from rasa.report.reference import paper_value
 from rasa.method_registry import LABELS as METHOD_NAMES
+from rasa.report.reference import paper_value
 
 #: Which table holds a task's times (our task names and the paper's task column both work).
 TASK_TABLES = {"code": "table1", "code_humanevalplus": "table1",

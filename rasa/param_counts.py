@@ -23,8 +23,8 @@ from rasa.report import reference
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
 
-COMMON = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-              num_key_value_heads=8, max_position_embeddings=8192, tie_word_embeddings=False)
+COMMON = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+          "num_key_value_heads": 8, "max_position_embeddings": 8192, "tie_word_embeddings": False}
 #: Keyed by the paper's model names (the ``model`` column of paper_numbers.csv).
 MODELS = {
     "Llama-3.1-8B": ("llama", dict(COMMON, vocab_size=128256, rope_theta=500000.0)),
@@ -168,7 +168,8 @@ def main(argv=None) -> int:
           f"{'extra':>13} {'ours':>7} {'paper':>7}  match")
     for row in rows:
         full = not method_registry.get(row["method"]).has_rank
-        pt = (row["paper_trainable"] or "-") if full else millions(row["paper_trainable"] and row["paper_trainable"] * 1e6)
+        paper = row["paper_trainable"]
+        pt = (paper or "-") if full else millions(paper and paper * 1e6)
         pe = millions(row["paper_extra"] and row["paper_extra"] * 1e6)
         ours_t = f"{row['trainable'] / 1e9:.2f}B" if full else millions(row["trainable"])
         print(f"{row['model']:16} {row['method']:8} {str(row['r'] or '-'):>5} {row['trainable']:>14,} {ours_t:>7} "

@@ -21,10 +21,11 @@ through skinny products (batched over the layers):
 * The private step applies the residual ``R_i = M_i − B_S D_i A_S`` as an operator
   (``R Z = M Z − B_S(D_i(A_S Z))``) inside a warm-started subspace iteration of width
   ``s = t + oversample``: the basis starts from the previous private column space plus the next
-  ``oversample`` Ritz vectors of the previous step (at first: of the start's SVD), one product ``QᵀR`` gives both the Rayleigh–Ritz truncated SVD and the next power
-  step, and the iteration stops when the captured energy stops moving (``inner_tol``). Because the
-  first basis contains the old private subspace, the Rayleigh–Ritz solution is never worse than the
-  old private factors (monotone by construction, and guarded anyway).
+  ``oversample`` Ritz vectors of the previous step (at first: of the start's SVD), one product
+  ``QᵀR`` gives both the Rayleigh–Ritz truncated SVD and the next power step, and the iteration
+  stops when the captured energy stops moving (``inner_tol``). Because the first basis contains
+  the old private subspace, the Rayleigh–Ritz solution is never worse than the old private
+  factors (monotone by construction, and guarded anyway).
 * The objective is evaluated exactly from small quantities,
   ``‖M−P−S‖² = ‖M‖² − 2⟨M,P⟩ − 2⟨M,S⟩ + ‖P‖² + 2⟨P,S⟩ + ‖S‖²``, where every inner product is a
   trace of ``K×K``, ``t×K`` or ``t×t`` matrices built from the skinny products above (``‖M_i‖²`` is

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from recon_dense_reference import rasa_error_dense
 
 from rasa.recon import lora_error, lora_error_from_spectra, rasa_error, reconstruct, spectra

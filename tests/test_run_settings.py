@@ -86,7 +86,7 @@ def test_bad_settings_json_is_refused_naming_the_field(paper):
 def test_settings_fields_are_what_training_reads():
     """The contract's fields appear in rasa.train, so none is carried without a reader."""
     source = (ROOT / "rasa/train.py").read_text()
-    unread = [f.name for f in dataclasses.fields(RunSettings) 
+    unread = [f.name for f in dataclasses.fields(RunSettings)
               if not re.search(rf"\bs\.{f.name}\b", source)]
     # recorded in the manifest only: where the run sits in the paper and the study
     assert sorted(unread) == ["fraction", "model", "paper_model"], unread

@@ -44,7 +44,7 @@ def _parents() -> dict[str, str] | None:
     return parents
 
 
-@lru_cache(maxsize=None)
+@cache
 def available() -> bool:
     """Whether this process may create per-sample cgroups with their limits (one trial group)."""
     trial = SampleCgroup(64 * 1024 * 1024, 16)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rasa.report import reference
-from rasa.report.results import Missing, Results
 from rasa.method_registry import LABELS as METHOD_NAMES
+from rasa.report import reference
 from rasa.report.entries import base_run_id, entry_runs, paper_name
+from rasa.report.results import Missing, Results
 
 #: Figure 2's panel order in the paper (W_o is not in the paper's figure; ours adds it last).
 MODULE_ORDER = ("up", "down", "gate", "q", "k", "v", "o")

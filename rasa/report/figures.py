@@ -18,14 +18,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rasa.report.figure_data import (INITS, figure2_data, figure3_data, figure4_data, figure5_data,
-                                     figure5_quoted, figure6_data, figure7_data, forgetting_gaps,
-                                     mechanism_data, panel_runs, panels, paper_module)
-from rasa.report.results import Missing, Results
 from rasa.method_registry import LABELS as METHOD_NAMES
 from rasa.report.entries import TASK_NAMES, entry_runs, model_label, paper_name
-from rasa.report.style import (MISSING_COLOR, PAPER_MARKER, PAPER_STYLE, method_color, plt, save,
-                               style)
+from rasa.report.figure_data import (
+    INITS,
+    figure2_data,
+    figure3_data,
+    figure4_data,
+    figure5_data,
+    figure5_quoted,
+    figure6_data,
+    figure7_data,
+    forgetting_gaps,
+    mechanism_data,
+    panel_runs,
+    panels,
+    paper_module,
+)
+from rasa.report.results import Missing, Results
+from rasa.report.style import MISSING_COLOR, PAPER_MARKER, PAPER_STYLE, method_color, plt, save, style
 
 FIGURES = ("figure2", "figure3", "figure4", "figure5", "figure6", "figure7", "mechanism")
 #: Figure 2's RaSA curves by ``init``: (line style, colour, legend text).

@@ -17,7 +17,7 @@ text: one cell is ``7-8B``), ``source``.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 import pandas as pd
@@ -31,7 +31,7 @@ def _read(name: str) -> pd.DataFrame:
         return pd.read_csv(fh, dtype=str, keep_default_na=False)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _numbers() -> pd.DataFrame:
     df = _read(PAPER_NUMBERS)
     df["number"] = pd.to_numeric(df["value"], errors="coerce")
@@ -43,7 +43,7 @@ def paper_numbers() -> pd.DataFrame:
     return _numbers().copy()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _marks() -> pd.DataFrame:
     return _read(PAPER_MARKS)
 
@@ -65,7 +65,7 @@ def paper_rows(table: str, **where: str) -> pd.DataFrame:
 def paper_value(table: str, model: str, method: str, rank: str, metric: str, task: str | None = None):
     """One reference cell: a float, the paper's text where it is not a number (``7-8B``), or
     ``None`` when the paper does not report it."""
-    where = dict(model=model, method=method, rank=str(rank), metric=metric)
+    where = {"model": model, "method": method, "rank": str(rank), "metric": metric}
     if task is not None:
         where["task"] = task
     rows = paper_rows(table, **where)

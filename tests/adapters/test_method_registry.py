@@ -12,12 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from adapter_models import LLAMA_TARGETS, tiny_llama
 from snakemake.utils import validate
 
 from rasa import method_registry, methods, param_counts, study
 from rasa.method_registry import Method
 from rasa.runs import parse_run_id, run_id
+
+from adapter_models import LLAMA_TARGETS, tiny_llama
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"

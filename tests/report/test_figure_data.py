@@ -7,11 +7,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rasa.report.figure_data import (figure2_data, figure3_data, figure4_data, figure5_data,
-                                     figure5_quoted, figure6_data, figure7_data, forgetting_gaps,
-                                     mechanism_data)
-from rasa.report.results import CONTRACT, Missing, Results
 from rasa.report.entries import load_config
+from rasa.report.figure_data import (
+    figure2_data,
+    figure3_data,
+    figure4_data,
+    figure5_data,
+    figure5_quoted,
+    figure6_data,
+    figure7_data,
+    forgetting_gaps,
+    mechanism_data,
+)
+from rasa.report.results import CONTRACT, Missing, Results
 
 REPO = Path(__file__).resolve().parents[2]
 LORA = "tiny-llama__{task}__lora-r{r}__f{f}__e2"

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_synthetic import paper_grid_config, write_results
 
-from rasa.report import MissingResultsError, TARGETS, render
+from rasa.report import TARGETS, MissingResultsError, render
 from rasa.report import figure_data as fd
+from rasa.report.entries import entry_runs, load_config
 from rasa.report.figures import _BUILDERS, FIGURES, render_figure, shares_axis
 from rasa.report.results import Missing, Results
-from rasa.report.entries import entry_runs, load_config
 from rasa.report.style import plt, style
 from rasa.runs import parse_run_id, run_id
+
+from report_synthetic import paper_grid_config, write_results
 
 REPO = Path(__file__).resolve().parents[2]
 #: Each figure's data function and the column it plots on the y axis.

@@ -8,16 +8,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_synthetic import paper_grid_config, write_results
 
 from rasa.method_registry import LABELS as METHOD_NAMES
-from rasa.report import MissingResultsError, TARGETS, reference
+from rasa.report import TARGETS, MissingResultsError, reference
 from rasa.report.__main__ import main
 from rasa.report.entries import entry_runs, load_config
 from rasa.report.results import Missing, Results
 from rasa.report.table_format import fmt
-from rasa.report.tables import (TABLE2_CORRECTED, TABLES, build_delta, build_ours, build_paper,
-                                mark_differences, render_table)
+from rasa.report.tables import (
+    TABLE2_CORRECTED,
+    TABLES,
+    build_delta,
+    build_ours,
+    build_paper,
+    mark_differences,
+    render_table,
+)
+
+from report_synthetic import paper_grid_config, write_results
 
 REPO = Path(__file__).resolve().parents[2]
 #: The paper's printed marks that its own convention does not give (Table 2, Llama ACC LAST:

@@ -6,12 +6,10 @@ import math
 from typing import Any
 
 import torch
+from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from peft.tuners.tuners_utils import BaseTunerLayer
-
 from .._merging import DeltaMergeMixin
-
 from .config import mora_rank
 
 

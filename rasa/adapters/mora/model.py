@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
 from torch import nn
 
-from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
-
-from ..rasa.config import TRANSFORMERS_MODELS_TO_RASA_TARGET_MODULES_MAPPING
 from .._unsupported import UnsupportedFeatures
+from ..rasa.config import TRANSFORMERS_MODELS_TO_RASA_TARGET_MODULES_MAPPING
 from .config import MoraConfig
 from .layer import Linear, MoraLayer
 
@@ -25,7 +24,7 @@ class MoraModel(UnsupportedFeatures, BaseTuner):
                             **optional_kwargs) -> None:
         if parameter_name is not None:
             raise ValueError("MoRA does not support `target_parameters` (fused MoE experts).")
-        kwargs = dict(r=mora_config.r, dropout=mora_config.dropout, init_weights=mora_config.init_weights)
+        kwargs = {"r": mora_config.r, "dropout": mora_config.dropout, "init_weights": mora_config.init_weights}
         if isinstance(target, MoraLayer):
             target.update_layer(adapter_name, **kwargs)
             return

@@ -14,9 +14,8 @@ from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from peft.tuners.tuners_utils import BaseTunerLayer
+from torch import nn
 
 from .._merging import DeltaMergeMixin
 

@@ -40,14 +40,12 @@ from __future__ import annotations
 
 import math
 import re
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from torch import nn
-
 from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer, _ExcludedModule, _maybe_include_all_linear_layers
+from torch import nn
 
 from .._unsupported import UnsupportedFeatures
 from .config import TRANSFORMERS_MODELS_TO_RASA_TARGET_MODULES_MAPPING, RasaConfig
@@ -225,10 +223,10 @@ class RasaModel(UnsupportedFeatures, BaseTuner):
         member = self._rasa_plan[adapter_name].get(current_key)
         if member is None:
             raise RuntimeError(f"RaSA: module {current_key!r} was targeted but not planned; this is a bug.")
-        kwargs = dict(
-            r=rasa_config.r, k=rasa_config.k, alpha=rasa_config.alpha, dropout=rasa_config.dropout,
-            num_layers=member.num_layers, group=member.group, init_weights=rasa_config.init_weights,
-        )
+        kwargs = {
+            "r": rasa_config.r, "k": rasa_config.k, "alpha": rasa_config.alpha, "dropout": rasa_config.dropout,
+            "num_layers": member.num_layers, "group": member.group, "init_weights": rasa_config.init_weights,
+        }
         if isinstance(target, RasaLayer):
             target.update_layer(adapter_name, **kwargs)
             return
