@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rasa.io import write_csv_atomic
+from rasa.io import write_csv_atomic, write_text_atomic
 from rasa.recon import lora_error, rasa_error
 
 DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -256,7 +256,7 @@ def main(argv=None):
     write_csv_atomic(out, [dict(zip(COLUMNS, row)) for row in rows], columns=COLUMNS)
     if args.summary:
         Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.summary).write_text(json.dumps(summary, indent=1))
+        write_text_atomic(args.summary, json.dumps(summary, indent=1))
     log(f"wrote {len(rows)} rows to {out}")
     return 0
 

@@ -31,6 +31,7 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, TrainingArguments, set_seed
 
 from rasa import checkpointing, data, manifest, methods, preemption
+from rasa.io import atomic_open
 from rasa.loss import RecipeTrainer
 from rasa.modeling import DTYPES, load_tokenizer
 from rasa.run_settings import RunSettings
@@ -84,15 +85,13 @@ def optimizer_chain(optimizer) -> list[str]:
 
 
 def write_losses(log_history: list[dict], steps_per_epoch: int, path: Path, run_id: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_open(path) as f:
         w = csv.writer(f)
         w.writerow(["run_id", "step", "epoch", "loss"])
         for entry in log_history:
             if "loss" in entry and "step" in entry:
                 step = entry["step"]
                 w.writerow([run_id, step, f"{step / steps_per_epoch:.6g}", f"{entry['loss']:.8g}"])
-    tmp.replace(path)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,6 +1,6 @@
 """The paper's own numbers, read from the reference data files beside this module.
 
-``paper_numbers.csv`` is a verbatim copy of ``research/paper_numbers.csv``: every number the paper
+``paper_numbers.csv`` holds every number the paper
 reports (table cells, figure data labels, numbers quoted in the text, values digitised from
 figures), one per row, with its ``source``. ``paper_marks.csv`` records which Table 1–2 cells the
 paper sets in *italics* (best per rank) or **bold** (best per model). The report code reads these

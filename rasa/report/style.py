@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib
 
 from rasa import method_registry
+from rasa.io import atomic_open
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -63,8 +64,10 @@ def save(fig, out_dir: str | Path, stem: str) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     png, pdf = out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"
-    fig.savefig(png, dpi=DPI, metadata={"Software": None})
-    fig.savefig(pdf, dpi=DPI, metadata={"CreationDate": None, "ModDate": None,
-                                        "Creator": "rasa-peft report"})
+    with atomic_open(png, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=DPI, metadata={"Software": None})
+    with atomic_open(pdf, "wb") as fh:
+        fig.savefig(fh, format="pdf", dpi=DPI, metadata={"CreationDate": None, "ModDate": None,
+                                                         "Creator": "rasa-peft report"})
     plt.close(fig)
     return [png, pdf]

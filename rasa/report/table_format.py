@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from rasa import method_registry
+from rasa.io import atomic_open, write_text_atomic
 
 if TYPE_CHECKING:
     from rasa.report.tables import Column, Row, Table
@@ -168,7 +169,8 @@ def write_table(table: Table, out_dir: str | Path, stem: str) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "tex")]
-    to_frame(table).to_csv(paths[0], index=False, lineterminator="\n")
-    paths[1].write_text(to_markdown(table), encoding="utf-8")
-    paths[2].write_text(to_latex(table), encoding="utf-8")
+    with atomic_open(paths[0]) as fh:
+        to_frame(table).to_csv(fh, index=False, lineterminator="\n")
+    write_text_atomic(paths[1], to_markdown(table))
+    write_text_atomic(paths[2], to_latex(table))
     return paths
