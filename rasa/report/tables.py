@@ -23,6 +23,9 @@ Choices (documented in results/README.md):
   view lists such differences in its notes (computed, see :func:`mark_differences`).
 - The paper view carries the paper's marks as printed (``paper_marks.csv``).
 - ``# Extra Param.``: 0 is shown as "—" (none), as in the paper.
+- With ``study.<table>.base: true`` (not the paper's: its tables have none) a "Base model" row
+  above the methods shows each model untrained (epoch 0, ``<model>__base``; BEST = LAST = that
+  one evaluation), with no parameters, no time, no marks and no paper counterpart.
 - Missing cells (no run yet, or not reported by the paper) are "—" in Markdown and LaTeX and
   empty in CSV.
 """
@@ -37,10 +40,12 @@ import pandas as pd
 
 from rasa.report import reference
 from rasa.report.results import Missing, Results
-from rasa.report.study import (METHOD_NAMES, METHOD_ORDER, OWN_ROW_METHODS, entry_runs, paper_name)
+from rasa.report.study import (METHOD_NAMES, METHOD_ORDER, OWN_ROW_METHODS, base_run_id, entry_runs,
+                               paper_name)
 from rasa.runs import default_k
 
 MISSING = "—"
+BASE = "base"   # the Row.method of the base model's row (study.<table>.base)
 
 @dataclass(frozen=True)
 class Column:
@@ -107,7 +112,7 @@ class Row:
 
     @property
     def group(self) -> tuple:
-        return ("own", self.method) if self.method in OWN_ROW_METHODS else ("rank", self.r)
+        return ("own", self.method) if self.method in (BASE, *OWN_ROW_METHODS) else ("rank", self.r)
 
     @property
     def align(self) -> tuple:
@@ -116,7 +121,7 @@ class Row:
 
     @property
     def r_label(self) -> str:
-        return "–" if self.method == "fft" else str(self.r)
+        return "–" if self.method in ("fft", BASE) else str(self.r)
 
     @property
     def paper_rank(self) -> str:
@@ -124,11 +129,13 @@ class Row:
 
     @property
     def label(self) -> str:
-        return METHOD_NAMES.get(self.method, self.method)
+        return "Base model" if self.method == BASE else METHOD_NAMES.get(self.method, self.method)
 
 
 def sort_rows(rows) -> list[Row]:
     def key(row: Row):
+        if row.method == BASE:
+            return (-1, 0, 0, 0)
         own = row.method in OWN_ROW_METHODS
         return (0 if own else 1, METHOD_ORDER.index(row.method) if own else row.r,
                 METHOD_ORDER.index(row.method) if row.method in METHOD_ORDER else 99, row.k)
@@ -173,7 +180,7 @@ class Table:
         """The CSV layout: r, Method, shared columns, then ``<model> <column>`` per model."""
         records = []
         for row in self.rows:
-            rec = {"r": None if row.method == "fft" else row.r, "Method": row.label}
+            rec = {"r": None if row.r_label == "–" else row.r, "Method": row.label}
             for c in self.shared:
                 rec[c.header + c.csv_unit] = _csv(self.cells.get((row, None, c.key)))
             for m in self.models:
@@ -329,10 +336,10 @@ def rule_marks(table: Table) -> dict:
                 for r in rows:
                     if r in vals and vals[r] == max(present):
                         marks[(r, m, c.key)] = "italic"
-            pool = [v for r, v in vals.items() if r.method != "fft"]
+            pool = [v for r, v in vals.items() if r.method not in ("fft", BASE)]
             if pool:
                 for r, v in vals.items():
-                    if r.method != "fft" and v == max(pool):
+                    if r.method not in ("fft", BASE) and v == max(pool):
                         marks[(r, m, c.key)] = "bold+italic" if marks.get((r, m, c.key)) else "bold"
     return marks
 
@@ -360,8 +367,16 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
     labels = {m: paper_name(config, m) for m in models}
     if len(set(labels.values())) != len(labels):
         raise ValueError(f"study.{spec.name}: two models share a paper_name: {labels}")
-    rows = sort_rows(Row(r.spec.method, r.spec.r, r.spec.k) for r in runs)
+    base = config["study"][spec.name].get("base", False)
+    rows = sort_rows([Row(r.spec.method, r.spec.r, r.spec.k) for r in runs]
+                     + ([Row(BASE, 0)] if base else []))
     table = Table(spec, "ours", rows, [labels[m] for m in models])
+    for model in models if base else []:
+        for metric, prefix in spec.metrics:
+            best, last = results.best_last(base_run_id(model), 0, spec.benchmark, metric, spec.scorer,
+                                           missing, first=0)
+            table.cells[(Row(BASE, 0), labels[model], f"{prefix}_best")] = best
+            table.cells[(Row(BASE, 0), labels[model], f"{prefix}_last")] = last
     shared: dict = {}
     for run in runs:
         s, label = run.spec, labels[run.spec.model]
@@ -394,10 +409,20 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
               "paper": "MATH, the authors' sympy answer checker (scorer `paper`)",
               "corrected": "MATH, our corrected answer checker (scorer `corrected`)"}[spec.scorer]
     table.notes = ([f"Columns are named by the paper's model each of ours stands in for: {mapping}."]
-                   if mapping else []) + [f"Benchmark: {scorer}."] + _NOTES_COMMON
+                   if mapping else []) + [f"Benchmark: {scorer}."] + _NOTES_COMMON + (
+        [_base_note(config, spec)] if base else [])
     if missing.items:
         table.notes.append(f"{len(missing.items)} input(s) missing (partial rendering).")
     return table
+
+
+def _base_note(config: dict, spec: TableSpec) -> str:
+    prompt = (config["benchmarks"][spec.benchmark].get("base_prompt", "alpaca")
+              if spec.benchmark == "humanevalplus" else "alpaca")
+    how = {"alpaca": "the fine-tuned runs' Alpaca prompt",
+           "chat": "its chat template, code taken from the reply's code block"}[prompt]
+    return (f"Base model: each model untrained (epoch 0; BEST = LAST = that one evaluation), "
+            f"prompted with {how}; not marked, no counterpart in the paper.")
 
 
 def build_paper(spec: TableSpec) -> Table:

@@ -18,6 +18,9 @@ HUB_MODELS = [m for m, s in MODELS.items() if s["source"] == "hub"]
 GGUF_MODELS = [m for m, s in MODELS.items() if s["source"] == "gguf"]
 RUNS = [run_id(s) for s in study.all_runs(config)]
 EVALUATIONS = study.all_evaluations(config)
+# Base models as runs of the generation rules (epoch 0, no weights: `study.<table>.base`).
+BASE_RUNS = [study.base_id(m) for m in MODELS]
+EVAL_RUNS = RUNS + BASE_RUNS
 ENV = "../../envs/cluster.yaml"
 
 # Only the submit host reaches the hub. The download rules run there (localrules) and alone see
@@ -161,10 +164,11 @@ def trained_weights(run, epoch):
 
 
 def eval_input(wildcards):
-    spec = parse_run_id(wildcards.run)
-    inputs = {"weights": f"{W}/runs/{wildcards.run}/weights"}
-    if MODELS[spec.model]["source"] != "local":
-        inputs["model"] = model_dir(spec.model)
+    """The run's weights (none for a base model) and the model folder, unless a local path."""
+    inputs = {} if study.base_model(wildcards.run) else {"weights": f"{W}/runs/{wildcards.run}/weights"}
+    model = model_of_run(wildcards)
+    if MODELS[model]["source"] != "local":
+        inputs["model"] = model_dir(model)
     return inputs
 
 
@@ -189,7 +193,7 @@ def target_losses(target):
 
 
 def model_of_run(wildcards):
-    return parse_run_id(wildcards.run).model
+    return study.base_model(wildcards.run) or parse_run_id(wildcards.run).model
 
 
 # Resources of a training job, derived from its model (the Slurm profile passes them on).
@@ -346,8 +350,18 @@ def base_model_dir(wildcards):
     return model_dir(wildcards.model)
 
 
-def eval_weights(wildcards):
-    return trained_weights(wildcards.run, wildcards.epoch)
+def eval_trained(wildcards):
+    """``--trained`` with the run's weights of the epoch; nothing for a base model (epoch 0)."""
+    if study.base_model(wildcards.run):
+        return ""
+    return f"--trained {trained_weights(wildcards.run, wildcards.epoch)}"
+
+
+def humaneval_prompt(wildcards):
+    """``--prompt chat`` for a base model with ``benchmarks.humanevalplus.base_prompt: chat``;
+    every fine-tuned run gets the CLI's default, the paper's Alpaca prompt."""
+    chosen = config["benchmarks"]["humanevalplus"].get("base_prompt", "alpaca")
+    return "--prompt chat" if study.base_model(wildcards.run) and chosen == "chat" else ""
 
 
 def humaneval_max_length(wildcards):

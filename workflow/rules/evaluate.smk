@@ -1,5 +1,6 @@
 # One job per (run, epoch, benchmark): every epoch is scored, so BEST and LAST are derived later.
-# Epoch 0 is the base model (forgetting only).
+# Epoch 0 is the base model: run `{model}__base` of the generation and scoring rules (Tables 1-2
+# with `study.<table>.base`) and of forgetting_base (Figure 5).
 
 
 rule humanevalplus_generate:
@@ -10,13 +11,14 @@ rule humanevalplus_generate:
         problems=benchmark_file("humanevalplus"),
     params:
         model=eval_model_dir,
-        trained=eval_weights,
+        trained=eval_trained,
         b=config["benchmarks"]["humanevalplus"],
         max_length=humaneval_max_length,
         dtype=eval_dtype,
         engine=engine_flags("humanevalplus"),
+        prompt=humaneval_prompt,
     wildcard_constraints:
-        run=alternatives(RUNS),
+        run=alternatives(EVAL_RUNS),
         epoch=r"\d+",
     resources:
         gpu=gen_gpus("humanevalplus"),
@@ -28,12 +30,12 @@ rule humanevalplus_generate:
     conda:
         ENV
     shell:
-        "python -m rasa.evaluation.humaneval generate --model {params.model} --trained {params.trained} "
+        "python -m rasa.evaluation.humaneval generate --model {params.model} {params.trained} "
         "--problems {input.problems} --n-samples {params.b[n_samples]} "
         "--temperature {params.b[temperature]} --top-p {params.b[top_p]} "
         "--max-new-tokens {params.b[max_new_tokens]} {params.max_length} "
         "--batch-size {params.b[batch_size]} --seed {params.b[seed]} --dtype {params.dtype} "
-        "{params.engine} --samples {output.samples} > {log} 2>&1"
+        "{params.engine} {params.prompt} --samples {output.samples} > {log} 2>&1"
 
 
 rule humanevalplus:
@@ -47,7 +49,7 @@ rule humanevalplus:
         b=config["benchmarks"]["humanevalplus"],
         scorers=",".join(config["benchmarks"]["humanevalplus"]["scorers"]),
     wildcard_constraints:
-        run=alternatives(RUNS),
+        run=alternatives(EVAL_RUNS),
         epoch=r"\d+",
     resources:
         cpus_per_task=score_cpus("humanevalplus"),
@@ -72,12 +74,12 @@ rule math_generate:
         problems=benchmark_file("math"),
     params:
         model=eval_model_dir,
-        trained=eval_weights,
+        trained=eval_trained,
         b=config["benchmarks"]["math"],
         dtype=eval_dtype,
         engine=engine_flags("math"),
     wildcard_constraints:
-        run=alternatives(RUNS),
+        run=alternatives(EVAL_RUNS),
         epoch=r"\d+",
     resources:
         gpu=gen_gpus("math"),
@@ -89,7 +91,7 @@ rule math_generate:
     conda:
         ENV
     shell:
-        "python -m rasa.evaluation.math generate --model {params.model} --trained {params.trained} "
+        "python -m rasa.evaluation.math generate --model {params.model} {params.trained} "
         "--problems {input.problems} --max-new-tokens {params.b[max_new_tokens]} "
         "--batch-size {params.b[batch_size]} --extract {params.b[extract]} --dtype {params.dtype} "
         "{params.engine} --samples {output.samples} > {log} 2>&1"
@@ -105,7 +107,7 @@ rule math:
     params:
         b=config["benchmarks"]["math"],
     wildcard_constraints:
-        run=alternatives(RUNS),
+        run=alternatives(EVAL_RUNS),
         epoch=r"\d+",
     resources:
         cpus_per_task=score_cpus("math"),
@@ -131,7 +133,7 @@ rule forgetting:
         data=forgetting_data,
     params:
         model=eval_model_dir,
-        trained=eval_weights,
+        trained=eval_trained,
         b=config["benchmarks"]["forgetting"],
         data=FORGETTING_DIR,
         dtype=eval_dtype,
@@ -149,7 +151,7 @@ rule forgetting:
     conda:
         ENV
     shell:
-        "python -m rasa.evaluation.forgetting --model {params.model} --trained {params.trained} "
+        "python -m rasa.evaluation.forgetting --model {params.model} {params.trained} "
         "--data-dir {params.data} --dtype {params.dtype} {params.device_map} --run-id {wildcards.run} --epoch {wildcards.epoch} "
         "--num-fewshot {params.b[num_fewshot]} --batch-size {params.b[batch_size]} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
