@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pytest
 import yaml
 
 from rasa import study
@@ -45,3 +46,11 @@ def test_base_on_one_table_touches_only_its_benchmark():
 def test_base_model_inverts_base_id():
     assert study.base_model(study.base_id("smollm2-135m")) == "smollm2-135m"
     assert study.base_model("tiny-llama__code__lora-r8__f100__e2") is None
+
+
+def test_base_outside_the_tables_is_refused_naming_the_field():
+    config = copy.deepcopy(CONFIG)
+    config["study"]["figure6"]["base"] = True
+    with pytest.raises(ValueError, match=r"study\.figure6\.base: only Tables 1-2"):
+        study.check_config(config)
+    study.check_config(_with_base("table1"))
