@@ -63,10 +63,14 @@ def all_runs(config: dict) -> list[RunSpec]:
 def target_evaluations(config: dict, target: str) -> list[tuple[str, int, str]]:
     """(run id, epoch, benchmark) triples a target needs; epoch 0 is the base model.
 
-    Tables need every epoch (BEST and LAST); Figure 5 every epoch and the base model; Figures 6
-    and 7 only the last epoch (their points are LAST accuracies).
+    Tables need every epoch (BEST and LAST), and with ``study.<table>.base: true`` each model's
+    base model on the table's benchmark (its "Base model" row); Figure 5 every epoch and the base
+    model; Figures 6 and 7 only the last epoch (their points are LAST accuracies).
     """
     out = []
+    if target in TABLES and config["study"][target].get("base", False):
+        bench = config["tasks"][config["study"][target]["task"]]["benchmark"]
+        out += [(base_id(model), 0, bench) for model in config["study"][target]["models"]]
     for spec in target_runs(config, target):
         bench = config["tasks"][spec.task]["benchmark"]
         if target in TABLES:
@@ -85,7 +89,7 @@ def all_evaluations(config: dict) -> list[tuple[str, int, str]]:
 
 
 def base_id(model: str) -> str:
-    """Run id of a base model's own evaluation (epoch 0 of Figure 5)."""
+    """Run id of a base model's own evaluation (epoch 0: Figure 5, the tables' base rows)."""
     return f"{model}__base"
 
 
@@ -102,6 +106,11 @@ def _check_method_names(config: dict) -> None:
         if name not in method_registry.names():
             raise ValueError(f"{field}: unknown method {name!r}; known methods: {known} "
                              "(a new method is registered in rasa.method_registry)")
+
+
+def base_model(run: str) -> str | None:
+    """The model of a base model's run id (inverse of :func:`base_id`); None for any other id."""
+    return run[: -len("__base")] if run.endswith("__base") else None
 
 
 def check_config(config: dict) -> None:
@@ -124,6 +133,8 @@ def check_config(config: dict) -> None:
             k = entry.get("k", method_registry.default_k(r))
             if k > r:
                 raise ValueError(f"{where}.k: k={k} exceeds rank r={r}; RaSA needs 0 <= k <= r")
+        if entry.get("base") and target not in TABLES:
+            raise ValueError(f"{where}.base: only Tables 1-2 have a base-model row; remove it")
         for source in entry.get("from", []):
             if source not in config["study"]:
                 raise ValueError(f"{where}.from: {source!r} is not a study entry")

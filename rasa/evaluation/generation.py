@@ -140,6 +140,11 @@ class VLLMEngine:
             path = self._tmp
         self.llm = LLM(model=path, dtype=dtype, seed=seed, tensor_parallel_size=tensor_parallel)
 
+    @property
+    def tokenizer(self):
+        """The tokenizer vLLM encodes prompts with (as ``HFEngine.tokenizer``)."""
+        return self.llm.get_tokenizer()
+
     def generate(self, prompts: list[str], cfg: DecodingConfig,
                  desc: str | None = "generating") -> list[list[str]]:
         from vllm import SamplingParams  # noqa: PLC0415

@@ -28,8 +28,17 @@ right-stripped, is cut at the first stop word (``STOP_WORDS``), then before its 
 line that starts with neither a space nor a tab, counting from line 0 (the rest of the prompt's
 last line), and appended to the problem's prompt, right-stripped.
 
+``--prompt chat`` (not the paper's; for an untrained chat model, the tables' base-model row with
+``benchmarks.humanevalplus.base_prompt: chat``): the request "Complete the following Python
+function:" with the problem's prompt in a code block, as the user's turn of the tokenizer's chat
+template (:func:`rasa.prompts.chat_prompt`); no stop words (the reply ends at EOS). The program
+(:func:`chat_solution`) is the reply's first code block cleaned by evalplus's sanitizer (the
+imports and the definitions the entry point reaches), after the prompt's text before the entry
+point (imports, helper functions); a block without ``def <entry point>`` is taken as the body, on
+a new line after the prompt, and post-processed as above.
+
 Samples file (JSONL, one record per sample): ``task_id``, ``sample`` (index), ``completion`` (the
-model's text), ``solution`` (the program to test), ``backend``. ``score`` also reads files made
+model's text), ``solution`` (the program to test), ``backend``, ``prompt`` (alpaca or chat). ``score`` also reads files made
 elsewhere: a record's ``solution`` is tested as it is (evalplus's convention); a record with only
 a ``completion`` is post-processed as above first.
 
@@ -102,6 +111,28 @@ def build_prompt(problem: dict) -> str:
     from rasa.prompts import code_prompt
 
     return code_prompt(instruction(problem), problem["prompt"]).strip()
+
+
+def build_chat_prompt(problem: dict, tokenizer) -> str:
+    from rasa.prompts import CODE_CHAT_REQUEST, chat_prompt
+
+    return chat_prompt(tokenizer, CODE_CHAT_REQUEST.format(code=problem["prompt"].strip()))
+
+
+_FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.S)
+
+
+def chat_solution(problem: dict, reply: str) -> str:
+    """The program of a chat reply (see the module docstring)."""
+    from evalplus.sanitize import sanitize
+
+    block = _FENCE.search(reply)
+    code = block.group(1) if block else reply
+    definition = re.compile(rf"^def\s+{re.escape(problem['entry_point'])}\s*\(", re.M)
+    entry = definition.search(problem["prompt"])
+    if entry is None or not definition.search(code):
+        return postprocess(problem, "\n" + code.lstrip("\n"))
+    return problem["prompt"][: entry.start()] + sanitize(code, problem["entry_point"])
 
 
 def postprocess(problem: dict, completion: str) -> str:
@@ -262,15 +293,19 @@ def _generate(args: argparse.Namespace) -> int:
 
     problems = load_problems(args.problems)[: args.limit]
     engine = generation.engine_from_args(args)
+    chat = args.prompt == "chat"
+    prompts = [build_chat_prompt(pr, engine.tokenizer) if chat else build_prompt(pr) for pr in problems]
     cfg = generation.DecodingConfig(
         max_new_tokens=args.max_new_tokens, do_sample=args.temperature > 0,
         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, n=args.n_samples,
-        batch_size=args.batch_size, stop=STOP_WORDS, seed=args.seed, max_length=args.max_length)
+        batch_size=args.batch_size, stop=() if chat else STOP_WORDS, seed=args.seed,
+        max_length=args.max_length)
     t0 = time.monotonic()
-    completions = engine.generate([build_prompt(pr) for pr in problems], cfg, desc="HumanEval+ generation")
+    completions = engine.generate(prompts, cfg, desc="HumanEval+ generation")
     engine.release()
+    program = chat_solution if chat else postprocess
     records = [{"task_id": pr["task_id"], "sample": j, "completion": text,
-                "solution": postprocess(pr, text), "backend": engine.name}
+                "solution": program(pr, text), "backend": engine.name, "prompt": args.prompt}
                for pr, texts in zip(problems, completions) for j, text in enumerate(texts)]
     write_jsonl_atomic(args.samples, records)
     print(f"HumanEval+ generation: {len(problems)} problems x {args.n_samples} samples, "
@@ -328,6 +363,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="cap on prompt + completion tokens (the paper: 2048)")
     g.add_argument("--batch-size", type=int, default=10)
     g.add_argument("--limit", type=int, default=None, help="first N problems only (smoke tests)")
+    g.add_argument("--prompt", default="alpaca", choices=["alpaca", "chat"],
+                   help="alpaca: the paper's (Figure 9); chat: the tokenizer's chat template, the "
+                        "program from the reply's code block (an untrained chat model)")
     g.add_argument("--samples", required=True, help="samples JSONL to write")
     g.set_defaults(run=_generate)
 

@@ -124,12 +124,13 @@ class Results:
         return s
 
     def best_last(self, rid: str, epochs: int, benchmark: str, metric: str, scorer: str,
-                  missing: Missing) -> tuple[float, float]:
-        """(BEST, LAST) of one metric: BEST = max over epochs 1..E (only when all E are present:
-        a partial maximum would not be the run's BEST), LAST = the value at epoch E."""
-        s = self.series(rid, benchmark, metric, scorer, missing, range(1, epochs + 1))
-        s = s[(s.index >= 1) & (s.index <= epochs)].dropna()
-        best = float(s.max()) if len(s) == epochs else math.nan
+                  missing: Missing, first: int = 1) -> tuple[float, float]:
+        """(BEST, LAST) of one metric: BEST = max over epochs first..E (only when all are
+        present: a partial maximum would not be the run's BEST), LAST = the value at epoch E.
+        A base model (``first = E = 0``) has BEST = LAST = its epoch-0 value."""
+        s = self.series(rid, benchmark, metric, scorer, missing, range(first, epochs + 1))
+        s = s[(s.index >= first) & (s.index <= epochs)].dropna()
+        best = float(s.max()) if len(s) == epochs - first + 1 else math.nan
         last = float(s[epochs]) if epochs in s.index else math.nan
         return best, last
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from rasa import method_registry
 from rasa.io import atomic_open, write_text_atomic
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ def to_frame(table: Table) -> pd.DataFrame:
     """The CSV layout: r, Method, shared columns, then ``<model> <column>`` per model."""
     records = []
     for row in table.rows:
-        rec = {"r": row.r if method_registry.get(row.method).has_rank else None, "Method": row.label}
+        rec = {"r": None if row.r_label == "–" else row.r, "Method": row.label}
         for c in table.shared:
             rec[c.header + c.csv_unit] = csv_value(table.cells.get((row, None, c.key)))
         for m in table.models:

@@ -23,6 +23,9 @@ Choices (documented in results/README.md):
   view lists such differences in its notes (computed, see :func:`mark_differences`).
 - The paper view carries the paper's marks as printed (``paper_marks.csv``).
 - ``# Extra Param.``: 0 is shown as "—" (none), as in the paper.
+- With ``study.<table>.base: true`` (not the paper's: its tables have none) a "Base model" row
+  above the methods shows each model untrained (epoch 0, ``<model>__base``; BEST = LAST = that
+  one evaluation), with no parameters, no time, no marks and no paper counterpart.
 - Missing cells (no run yet, or not reported by the paper) are "—" in Markdown and LaTeX and
   empty in CSV.
 
@@ -39,9 +42,20 @@ from pathlib import Path
 from rasa import method_registry
 from rasa.method_registry import LABELS as METHOD_NAMES
 from rasa.report import reference
-from rasa.report.entries import entry_runs, paper_name
+from rasa.report.entries import base_run_id, entry_runs, paper_name
 from rasa.report.results import Missing, Results
 from rasa.report.table_format import fmt, write_table
+
+BASE = "base"   # the Row.method of the base model's row (study.<table>.base)
+
+
+def _own_row(method: str) -> bool:
+    """A row of its own whatever r (FFT, VeRA, the base model)."""
+    return method == BASE or _own_row(method)
+
+
+def _has_rank(method: str) -> bool:
+    return method != BASE and method_registry.get(method).has_rank
 
 
 @dataclass(frozen=True)
@@ -109,28 +123,30 @@ class Row:
 
     @property
     def group(self) -> tuple:
-        return ("own", self.method) if method_registry.get(self.method).own_row else ("rank", self.r)
+        return ("own", self.method) if _own_row(self.method) else ("rank", self.r)
 
     @property
     def align(self) -> tuple:
         """The key that pairs our row with the paper's: VeRA and FFT whatever their r."""
-        return (self.method, None) if method_registry.get(self.method).own_row else (self.method, self.r)
+        return (self.method, None) if _own_row(self.method) else (self.method, self.r)
 
     @property
     def r_label(self) -> str:
-        return str(self.r) if method_registry.get(self.method).has_rank else "–"
+        return str(self.r) if _has_rank(self.method) else "–"
 
     @property
     def paper_rank(self) -> str:
-        return str(self.r) if method_registry.get(self.method).has_rank else "full"
+        return str(self.r) if _has_rank(self.method) else "full"
 
     @property
     def label(self) -> str:
-        return METHOD_NAMES.get(self.method, self.method)
+        return "Base model" if self.method == BASE else METHOD_NAMES.get(self.method, self.method)
 
 
 def sort_rows(rows) -> list[Row]:
     def key(row: Row):
+        if row.method == BASE:
+            return (-1, 0, 0, 0)
         order = method_registry.names().index(row.method)
         own = method_registry.get(row.method).own_row
         return (0 if own else 1, order if own else row.r, order, row.k)
@@ -166,7 +182,7 @@ class Table:
     def find_row(self, method: str, r: int | None = None) -> Row:
         """The row of ``method`` (our key) at rank ``r`` (ignored for FFT and VeRA)."""
         for row in self.rows:
-            if row.method == method and (method_registry.get(method).own_row or row.r == r):
+            if row.method == method and (_own_row(method) or row.r == r):
                 return row
         raise KeyError((method, r))
 
@@ -191,10 +207,10 @@ def rule_marks(table: Table) -> dict:
                 for r in rows:
                     if r in vals and vals[r] == max(present):
                         marks[(r, m, c.key)] = "italic"
-            pool = [v for r, v in vals.items() if method_registry.get(r.method).has_rank]
+            pool = [v for r, v in vals.items() if _has_rank(r.method)]
             if pool:
                 for r, v in vals.items():
-                    if method_registry.get(r.method).has_rank and v == max(pool):
+                    if _has_rank(r.method) and v == max(pool):
                         marks[(r, m, c.key)] = "bold+italic" if marks.get((r, m, c.key)) else "bold"
     return marks
 
@@ -222,8 +238,12 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
     labels = {m: paper_name(config, m) for m in models}
     if len(set(labels.values())) != len(labels):
         raise ValueError(f"study.{spec.name}: two models share a paper_name: {labels}")
-    rows = sort_rows(Row(r.spec.method, r.spec.r, r.spec.k) for r in runs)
+    base = config["study"][spec.name].get("base", False)
+    rows = sort_rows([Row(r.spec.method, r.spec.r, r.spec.k) for r in runs]
+                     + ([Row(BASE, 0)] if base else []))
     table = Table(spec, "ours", rows, [labels[m] for m in models])
+    if base:
+        _base_cells(table, spec, models, labels, results, missing)
     shared: dict = {}
     for run in runs:
         s, label = run.spec, labels[run.spec.model]
@@ -256,10 +276,31 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
               "paper": "MATH, the authors' sympy answer checker (scorer `paper`)",
               "corrected": "MATH, our corrected answer checker (scorer `corrected`)"}[spec.scorer]
     table.notes = ([f"Columns are named by the paper's model each of ours stands in for: {mapping}."]
-                   if mapping else []) + [f"Benchmark: {scorer}."] + _NOTES_COMMON
+                   if mapping else []) + [f"Benchmark: {scorer}."] + _NOTES_COMMON + (
+        [_base_note(config, spec)] if base else [])
     if missing.items:
         table.notes.append(f"{len(missing.items)} input(s) missing (partial rendering).")
     return table
+
+
+def _base_cells(table: Table, spec: TableSpec, models: list[str], labels: dict, results: Results,
+                missing: Missing) -> None:
+    """The base model's row: its one evaluation (epoch 0) is both BEST and LAST."""
+    for model in models:
+        for metric, prefix in spec.metrics:
+            best, last = results.best_last(base_run_id(model), 0, spec.benchmark, metric, spec.scorer,
+                                           missing, first=0)
+            table.cells[(Row(BASE, 0), labels[model], f"{prefix}_best")] = best
+            table.cells[(Row(BASE, 0), labels[model], f"{prefix}_last")] = last
+
+
+def _base_note(config: dict, spec: TableSpec) -> str:
+    prompt = (config["benchmarks"][spec.benchmark].get("base_prompt", "alpaca")
+              if spec.benchmark == "humanevalplus" else "alpaca")
+    how = {"alpaca": "the fine-tuned runs' Alpaca prompt",
+           "chat": "its chat template, code taken from the reply's code block"}[prompt]
+    return (f"Base model: each model untrained (epoch 0; BEST = LAST = that one evaluation), "
+            f"prompted with {how}; not marked, no counterpart in the paper.")
 
 
 def build_paper(spec: TableSpec) -> Table:

@@ -70,3 +70,26 @@ def test_convert_train_one_step_generate_and_score_two_problems(smollm2_dir, tmp
         scored = list(csv.DictReader(fh))
     assert {r["scorer"] for r in scored} == {"plus", "base"}
     assert all(0 <= float(r["value"]) <= 100 for r in scored)
+
+
+@pytest.mark.slow
+def test_base_model_generates_through_its_chat_template_without_trained_weights(smollm2_dir, tmp_path):
+    """The tables' base row (`base_prompt: chat`): no --trained, the reply's code block is the program."""
+    problems, samples = tmp_path / "problems.jsonl", tmp_path / "samples.jsonl"
+    human_eval_problems.main(["--out", str(problems), "--limit", "2"])
+    _run("rasa.evaluation.humaneval", "generate", "--model", str(smollm2_dir), "--prompt", "chat",
+         "--problems", str(problems), "--n-samples", "1", "--temperature", "0",
+         "--max-new-tokens", "128", "--batch-size", "2", "--backend", "hf", "--device", "cpu",
+         "--samples", str(samples))
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert [r["task_id"] for r in rows] == ["HumanEval/0", "HumanEval/1"]
+    assert {r["prompt"] for r in rows} == {"chat"}
+    for row, problem in zip(rows, human_eval_problems.load(limit=2)):
+        assert "```" in row["completion"]  # the chat model answers with a code block
+        assert f"def {problem['entry_point']}(" in row["solution"]
+    metrics = tmp_path / "metrics.csv"
+    _run("rasa.evaluation.humaneval", "score", "--samples", str(samples), "--problems", str(problems),
+         "--run-id", "smollm2__base", "--epoch", "0", "--timeout", "10", "--workers", "2",
+         "--scorers", "plus,base", "--out", str(metrics), "--details", str(tmp_path / "details.csv"))
+    with open(metrics, newline="") as fh:
+        assert {r["scorer"] for r in csv.DictReader(fh)} == {"plus", "base"}

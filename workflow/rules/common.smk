@@ -21,6 +21,9 @@ HUB_MODELS = [m for m, s in MODELS.items() if s["source"] == "hub"]
 GGUF_MODELS = [m for m, s in MODELS.items() if s["source"] == "gguf"]
 RUNS = [run_id(s) for s in study.all_runs(config)]
 EVALUATIONS = study.all_evaluations(config)
+# Base models as runs of the generation rules (epoch 0, no weights: `study.<table>.base`).
+BASE_RUNS = [study.base_id(m) for m in MODELS]
+EVAL_RUNS = RUNS + BASE_RUNS
 ENV = "../../envs/cluster.yaml"
 
 # Only the submit host reaches the hub. The download rules run there (localrules) and alone see
@@ -42,7 +45,7 @@ def alternatives(names):
 # Shared by the train and evaluation rules; rules with a {model} wildcard each constrain it to the
 # models they make (built, downloaded, converted).
 wildcard_constraints:
-    run=alternatives(RUNS),
+    run=alternatives(EVAL_RUNS),
     epoch=r"\d+",
 
 
@@ -124,12 +127,9 @@ def trained_weights(run, epoch):
 
 
 def eval_input(wildcards):
-    run = wildcards.run
-    return {"weights": f"{W}/runs/{run}/weights", **base_model_input(parse_run_id(run).model)}
-
-
-def base_eval_input(wildcards):
-    return list(base_model_input(wildcards.model).values())
+    """The run's weights (none for a base model) and the model folder, unless a local path."""
+    weights = {} if study.base_model(wildcards.run) else {"weights": f"{W}/runs/{wildcards.run}/weights"}
+    return {**weights, **base_model_input(model_of_run(wildcards))}
 
 
 def eval_csv(run, epoch, benchmark):
@@ -137,7 +137,7 @@ def eval_csv(run, epoch, benchmark):
 
 
 def model_of_run(wildcards):
-    return parse_run_id(wildcards.run).model
+    return study.base_model(wildcards.run) or parse_run_id(wildcards.run).model
 
 
 # Resources of a training job: its process layout (rasa.workflow_inputs.TrainLayout) from its
@@ -235,12 +235,18 @@ def eval_model_dir(wildcards):
     return model_dir(model_of_run(wildcards))
 
 
-def base_model_dir(wildcards):
-    return model_dir(wildcards.model)
+def eval_trained(wildcards):
+    """``--trained`` with the run's weights of the epoch; nothing for a base model (epoch 0)."""
+    if study.base_model(wildcards.run):
+        return ""
+    return f"--trained {trained_weights(wildcards.run, wildcards.epoch)}"
 
 
-def eval_weights(wildcards):
-    return trained_weights(wildcards.run, wildcards.epoch)
+def humaneval_prompt(wildcards):
+    """``--prompt chat`` for a base model with ``benchmarks.humanevalplus.base_prompt: chat``;
+    every fine-tuned run gets the CLI's default, the paper's Alpaca prompt."""
+    chosen = config["benchmarks"]["humanevalplus"].get("base_prompt", "alpaca")
+    return "--prompt chat" if study.base_model(wildcards.run) and chosen == "chat" else ""
 
 
 def humaneval_max_length(wildcards):

@@ -1,5 +1,6 @@
 # One job per (run, epoch, benchmark): every epoch is scored, so BEST and LAST are derived later.
-# Epoch 0 is the base model (forgetting only).
+# Epoch 0 is the base model: run `{model}__base` of the same rules (Tables 1-2 with
+# `study.<table>.base`, and Figure 5's forgetting).
 
 
 rule humanevalplus_generate:
@@ -10,11 +11,12 @@ rule humanevalplus_generate:
         problems=benchmark_file("humanevalplus"),
     params:
         model=eval_model_dir,
-        trained=eval_weights,
+        trained=eval_trained,
         b=config["benchmarks"]["humanevalplus"],
         max_length=humaneval_max_length,
         dtype=eval_dtype,
         engine=engine_flags("humanevalplus"),
+        prompt=humaneval_prompt,
     resources:
         gpu=gen_gpus("humanevalplus"),
         cpus_per_task=gen_cpus("humanevalplus"),
@@ -25,12 +27,12 @@ rule humanevalplus_generate:
     conda:
         ENV
     shell:
-        "python -m rasa.evaluation.humaneval generate --model {params.model} --trained {params.trained} "
+        "python -m rasa.evaluation.humaneval generate --model {params.model} {params.trained} "
         "--problems {input.problems} --n-samples {params.b[n_samples]} "
         "--temperature {params.b[temperature]} --top-p {params.b[top_p]} "
         "--max-new-tokens {params.b[max_new_tokens]} {params.max_length} "
         "--batch-size {params.b[batch_size]} --seed {params.b[seed]} --dtype {params.dtype} "
-        "{params.engine} --samples {output.samples} > {log} 2>&1"
+        "{params.engine} {params.prompt} --samples {output.samples} > {log} 2>&1"
 
 
 rule humanevalplus:
@@ -66,7 +68,7 @@ rule math_generate:
         problems=benchmark_file("math"),
     params:
         model=eval_model_dir,
-        trained=eval_weights,
+        trained=eval_trained,
         b=config["benchmarks"]["math"],
         dtype=eval_dtype,
         engine=engine_flags("math"),
@@ -80,7 +82,7 @@ rule math_generate:
     conda:
         ENV
     shell:
-        "python -m rasa.evaluation.math generate --model {params.model} --trained {params.trained} "
+        "python -m rasa.evaluation.math generate --model {params.model} {params.trained} "
         "--problems {input.problems} --max-new-tokens {params.b[max_new_tokens]} "
         "--batch-size {params.b[batch_size]} --extract {params.b[extract]} --dtype {params.dtype} "
         "{params.engine} --samples {output.samples} > {log} 2>&1"
@@ -119,7 +121,7 @@ rule forgetting:
         data=forgetting_data,
     params:
         model=eval_model_dir,
-        trained=eval_weights,
+        trained=eval_trained,
         b=config["benchmarks"]["forgetting"],
         data=FORGETTING_DIR,
         dtype=eval_dtype,
@@ -134,38 +136,7 @@ rule forgetting:
     conda:
         ENV
     shell:
-        "python -m rasa.evaluation.forgetting --model {params.model} --trained {params.trained} "
+        "python -m rasa.evaluation.forgetting --model {params.model} {params.trained} "
         "--data-dir {params.data} --dtype {params.dtype} {params.device_map} --run-id {wildcards.run} --epoch {wildcards.epoch} "
-        "--num-fewshot {params.b[num_fewshot]} --batch-size {params.b[batch_size]} "
-        "--out {output.metrics} --details {output.details} > {log} 2>&1"
-
-
-rule forgetting_base:
-    output:
-        metrics=f"{W}/eval/{{model}}__base/epoch-0/forgetting.csv",
-        details=f"{W}/eval/{{model}}__base/epoch-0/forgetting_details.csv",
-    input:
-        base=base_eval_input,
-        data=forgetting_data,
-    params:
-        model=base_model_dir,
-        b=config["benchmarks"]["forgetting"],
-        data=FORGETTING_DIR,
-        dtype=eval_dtype,
-        device_map=device_map_flag,
-    wildcard_constraints:
-        model=alternatives(list(MODELS)),
-    resources:
-        gpu=gen_gpus("forgetting"),
-        cpus_per_task=gen_cpus("forgetting"),
-        mem_mb=gen_mem_mb("forgetting"),
-        runtime=gen_runtime("forgetting"),
-    log:
-        f"{W}/logs/eval/{{model}}__base/forgetting.log",
-    conda:
-        ENV
-    shell:
-        "python -m rasa.evaluation.forgetting --model {params.model} "
-        "--data-dir {params.data} --dtype {params.dtype} {params.device_map} --run-id {wildcards.model}__base --epoch 0 "
         "--num-fewshot {params.b[num_fewshot]} --batch-size {params.b[batch_size]} "
         "--out {output.metrics} --details {output.details} > {log} 2>&1"
