@@ -41,9 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the dense reference lives with the tests
 
-from recon_dense_reference import rasa_error_dense  # noqa: E402
-
 from rasa.recon import lora_error, rasa_error  # noqa: E402
+
+from recon_dense_reference import rasa_error_dense  # noqa: E402
 
 
 def make_updates(L: int, b: int, a: int, seed: int = 0, rank: int = 64, shared_rank: int = 16,

@@ -27,9 +27,9 @@ epoch 0, an unmerged RaSA adapter for every adapter, as the pipeline evaluates) 
 stated default. Larger models scale by total parameters (decoding reads every weight per step).
 vLLM (merged weights, continuous batching) is shown beside it: generated tokens / a throughput
 that is **not measured here** (a stated default, ``--vllm-tokens-per-s``).
-Forgetting (rule ``forgetting``; the base models' evaluations are the row ``forgetting_base``): lm-eval scores log-likelihoods, no
-decoding: requests × tokens per request / prefill tokens/s. Reconstruction (rule ``recon``): the
-§3 solver's start and iterations on 4096 × 14336 stacks, per module type.
+Forgetting (rule ``forgetting``; the base models' evaluations are the row ``forgetting_base``):
+lm-eval scores log-likelihoods, no decoding: requests × tokens per request / prefill tokens/s.
+Reconstruction (rule ``recon``): the §3 solver's start and iterations on 4096 × 14336 stacks, per module type.
 """
 
 from __future__ import annotations

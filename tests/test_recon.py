@@ -4,9 +4,10 @@ import math
 
 import pytest
 import torch
-from recon_dense_reference import rasa_error_dense
 
 from rasa.recon import lora_error, lora_error_from_spectra, rasa_error, reconstruct, spectra
+
+from recon_dense_reference import rasa_error_dense
 
 F64 = torch.float64
 

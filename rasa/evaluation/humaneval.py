@@ -38,9 +38,9 @@ point (imports, helper functions); a block without ``def <entry point>`` is take
 a new line after the prompt, and post-processed as above.
 
 Samples file (JSONL, one record per sample): ``task_id``, ``sample`` (index), ``completion`` (the
-model's text), ``solution`` (the program to test), ``backend``, ``prompt`` (alpaca or chat). ``score`` also reads files made
-elsewhere: a record's ``solution`` is tested as it is (evalplus's convention); a record with only
-a ``completion`` is post-processed as above first.
+model's text), ``solution`` (the program to test), ``backend``, ``prompt`` (alpaca or chat).
+``score`` also reads files made elsewhere: a record's ``solution`` is tested as it is (evalplus's
+convention); a record with only a ``completion`` is post-processed as above first.
 
 Metric rows (benchmark ``humanevalplus``, value in percent), one per selected scorer and k:
 ``plus`` (base and plus tests through evalplus: the paper's HumanEval+), ``base`` (the original

@@ -7,10 +7,11 @@ import copy
 
 import pandas as pd
 import pytest
-from report_synthetic import base_scores, paper_grid_config, write_results
 
 from rasa.report import MissingResultsError
 from rasa.report.tables import render_table
+
+from report_synthetic import base_scores, paper_grid_config, write_results
 
 
 def _base_config(base: bool) -> dict:
