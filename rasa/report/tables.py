@@ -51,7 +51,7 @@ BASE = "base"   # the Row.method of the base model's row (study.<table>.base)
 
 def _own_row(method: str) -> bool:
     """A row of its own whatever r (FFT, VeRA, the base model)."""
-    return method == BASE or _own_row(method)
+    return method == BASE or method_registry.get(method).own_row
 
 
 def _has_rank(method: str) -> bool:

@@ -111,7 +111,7 @@ def test_paper_evaluations_run_in_bfloat16_on_enough_gpus_with_one_cpu_per_scori
     seen = set()
     for job in paper_jobs:
         rule = job.split(":", 1)[0]
-        if rule not in ("humanevalplus_generate", "math_generate", "forgetting", "forgetting_base",
+        if rule not in ("humanevalplus_generate", "math_generate", "forgetting",
                         "humanevalplus", "math"):
             continue
         res, command = _resources(job), job.split("python -m ", 1)[1]
