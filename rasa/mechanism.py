@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rasa import method_registry
 from rasa.io import write_csv_atomic, write_text_atomic
 from rasa.recon import lora_error, rasa_error
 
@@ -115,7 +116,8 @@ def train_student(base: nn.Module, teacher: nn.Module, method: str, r: int, k: i
     from rasa.methods import apply_method, parameter_counts
 
     torch.manual_seed(args.seed)  # same adapter initialisation stream for every method
-    student = apply_method(copy.deepcopy(base), method, r, k=k if method == "rasa" else None,
+    uses_k = method_registry.get(method).uses_k
+    student = apply_method(copy.deepcopy(base), method, r, k=k if uses_k else None,
                            alpha=args.alpha, dropout=0.0, target_modules=args.targets)
     n_train = parameter_counts(student, method)["trainable"]
     opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
@@ -125,7 +127,7 @@ def train_student(base: nn.Module, teacher: nn.Module, method: str, r: int, k: i
     eval_ids = torch.randint(0, vocab, (args.eval_size, args.seq_len), generator=eval_gen)
     with torch.no_grad():
         eval_t = teacher(input_ids=eval_ids).logits
-    kk = k if method == "rasa" else 0
+    kk = k if uses_k else 0
     rows = []
 
     def evaluate():

@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from rasa import method_registry
 from rasa.paper_time import train_hours
 from rasa.runs import RunSpec
 
@@ -149,7 +150,7 @@ def train_job(config: dict, spec: RunSpec, deepspeed: str | None) -> Job:
     nodes, procs = model.get("nodes", 1), model.get("procs_per_node", 1)
     gpus = model.get("gpus_per_node", 0)
     n = params(config, spec.model)
-    trainable = n if spec.method == "fft" else ADAPTER_SHARE * n
+    trainable = ADAPTER_SHARE * n if method_registry.get(spec.method).has_rank else n  # FFT: all
     if gpus:
         opt_off, param_off = deepspeed_offload(deepspeed)
         offload = (trainable * OFFLOAD_BYTES * opt_off + n * 2 * param_off) / 1e9
