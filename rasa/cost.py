@@ -172,8 +172,8 @@ def forgetting_requests(config: dict) -> int:
 
 def _eval_model(run: str) -> tuple[str, str]:
     """(config model, 'base' or 'adapter') of an evaluation's run id."""
-    if run.endswith("__base"):
-        return run[: -len("__base")], "base"
+    if study.base_model(run):
+        return study.base_model(run), "base"
     spec = parse_run_id(run)
     return spec.model, "adapter" if method_registry.get(spec.method).has_rank else "base"
 
@@ -227,7 +227,7 @@ def estimate(config: dict, speed: dict, fill: float = 1.0, speedup: float = 1.0)
         gpus = eval_gpus(config, model)  # as the evaluation job asks Slurm for them
         h = eval_hours(config, run, benchmark, speed, fill)
         if benchmark == study.FORGETTING:
-            rule = "forgetting_base" if run.endswith("__base") else "forgetting"
+            rule = "forgetting_base" if study.base_model(run) else "forgetting"
             add(rule, "hf", "prefill_tokens_per_s", gpus, gpus * h["hf"])
             continue
         add(benchmark, "hf", f"hf_step_s_{kind}", gpus, gpus * h["hf"], h["tokens"])

@@ -37,7 +37,8 @@ def model_label(config: dict, model: str) -> str:
 
 
 def base_run_id(model: str) -> str:
-    """The untrained model's pseudo run id in metrics.csv (epoch 0, forgetting only)."""
+    """The untrained model's pseudo run id in metrics.csv (epoch 0: Figure 5's forgetting, and the
+    tables' base rows with ``study.<table>.base``)."""
     return grid.base_id(model)
 
 
