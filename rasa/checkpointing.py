@@ -94,6 +94,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def leave_process_group() -> None:
+    """Every rank leaves the process group together before it exits. A rank whose interpreter
+    exits with the group still up can abort in a communication thread's destructor
+    ("terminate called without an active exception", SIGABRT), failing a finished run."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def check_deepspeed_world_size(checkpoint: Path, world_size: int) -> None:
     """DeepSpeed's ZeRO shards resume only at the world size that wrote them: say so before loading."""
     saved = checkpoint / WORLD_SIZE

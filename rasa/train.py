@@ -220,6 +220,7 @@ def main(argv=None) -> int:
         loss_averaging=s.loss_averaging,
     )
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    checkpointing.leave_process_group()
     if callback.preempted:
         print(f"{s.run_id}: stopped at step {trainer.state.global_step} (SIGTERM or deadline); "
               "rerun to continue from the saved checkpoint", file=sys.stderr)

@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -178,6 +179,9 @@ class _Session:
         root = os.geteuid() == 0
         drop_to = random.SystemRandom().randrange(1_000_000, 2_000_000_000) if root and mode != "userns" else None
         self.cgroup = SampleCgroup(limits.memory_mb * 1024 * 1024, limits.nproc)
+        if self.cgroup.error:
+            warnings.warn(f"sandbox: no cgroup for this sample ({self.cgroup.error}); its memory is "
+                          "bounded per process only (nproc x memory_mb)", RuntimeWarning, stacklevel=2)
         self.workdir = None
         if mode == "none":
             self.workdir = tempfile.mkdtemp(prefix="rasa-sandbox-")

@@ -53,10 +53,13 @@ def available() -> bool:
 
 
 class SampleCgroup:
-    """Create with limits; ``procs`` are the files the harness joins; ``remove()`` when done."""
+    """Create with limits; ``procs`` are the files the harness joins; ``remove()`` when done.
+
+    ``error`` says why a group that this process may create was not made (``dirs`` then empty)."""
 
     def __init__(self, memory_bytes: int, max_pids: int):
         self.dirs: list[str] = []
+        self.error: str | None = None
         parents = _parents()
         if parents is None:
             return
@@ -70,7 +73,8 @@ class SampleCgroup:
                     self._limit_memory(path, memory_bytes)
                 else:
                     self._write(path, "pids.max", max_pids)
-        except OSError:
+        except OSError as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
             self.remove()
             self.dirs = []
 

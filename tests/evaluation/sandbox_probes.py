@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 
 HEAD = 'def add(x: int, y: int) -> int:\n    """Return x + y."""\n'
 BASE = [[1, 2], [0, 0], [-3, 5]]
@@ -151,8 +152,11 @@ def run(ctx: dict, mode: str | None = None) -> dict:
     out["forgers"]["patch numpy.allclose (float problem)"] = verdict(FLOAT_FORGER, HALVE, halve_tests, 1e-6)
     out["escapes"] = {name: verdict(body) for name, body in escape_probes(ctx).items()}
     out["traces"] = {name: verdict(body) for name, body in trace_probes(ctx).items()}
-    out["memory"] = verdict(MEMORY_PROBE, tests=[("base", [[1, 2]], [5], [2.0])])
-    out["cgroup"] = cgroup_available()
+    with warnings.catch_warnings(record=True) as caught:  # a sample without its cgroup says so
+        warnings.simplefilter("always")
+        out["memory"] = verdict(MEMORY_PROBE, tests=[("base", [[1, 2]], [5], [2.0])])
+    out["memory fallback"] = [str(w.message) for w in caught if "no cgroup" in str(w.message)]
+    out["cgroup"] = cgroup_available() and not out["memory fallback"]
     out["honest after"] = verdict("return x + y")
     out["honest float"] = verdict("return x / 2", HALVE, halve_tests, 1e-6)
     out["honest fixture failures"] = honest_fixture(mode)
