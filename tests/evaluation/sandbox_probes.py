@@ -105,13 +105,16 @@ def trace_probes(ctx: dict) -> dict[str, str]:
     }
 
 
-MEMORY_PROBE = (  # five children of 300 MB: passes iff all five held at once (1.5 GB)
-    "import ctypes, os, select, time\nlibc = ctypes.CDLL(None)\nr, w = os.pipe()\n"
-    "for _ in range(5):\n    if libc.fork() == 0:\n        b = b'x' * (300 * 2**20)\n"
-    "        os.write(w, b'1')\n        time.sleep(30)\n        os._exit(0)\n"
+MEMORY_PROBE = (  # five children of 300 MB: passes iff all five are alive, holding it, at once (1.5 GB)
+    # A child the OOM killer takes after it reported counts for nothing: the survivors are counted.
+    "import ctypes, os, select, time\nlibc = ctypes.CDLL(None)\nr, w = os.pipe()\npids = []\n"
+    "for _ in range(5):\n    pid = libc.fork()\n    if pid == 0:\n        b = b'x' * (300 * 2**20)\n"
+    "        os.write(w, b'1')\n        time.sleep(30)\n        os._exit(0)\n    pids.append(pid)\n"
     "held, end = 0, time.time() + 6\n"
     "while held < 5 and select.select([r], [], [], max(0, end - time.time()))[0]:\n"
-    "    held += len(os.read(r, 5))\nreturn held")
+    "    held += len(os.read(r, 5))\n"
+    "time.sleep(0.5)\n"
+    "return min(held, sum(os.waitpid(p, os.WNOHANG) == (0, 0) for p in pids))")
 
 
 def honest_fixture(mode: str | None) -> list[str]:
