@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rasa import method_registry
+from rasa.evaluation.passk import reported_ks
 from rasa.method_registry import LABELS as METHOD_NAMES
 from rasa.report import reference
 from rasa.report.entries import base_run_id, entry_runs, paper_name
@@ -243,7 +244,7 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
                      + ([Row(BASE, 0)] if base else []))
     table = Table(spec, "ours", rows, [labels[m] for m in models])
     if base:
-        _base_cells(table, spec, models, labels, results, missing)
+        _base_cells(table, spec, config, models, labels, results, missing)
     shared: dict = {}
     for run in runs:
         s, label = run.spec, labels[run.spec.model]
@@ -254,7 +255,7 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
             shared.setdefault((row, "trainable_params_M"), {})[label] = _float(info["trainable_params"]) / 1e6
             extra = _float(info["extra_params"])
             shared.setdefault((row, "extra_params_M"), {})[label] = math.nan if extra == 0 else extra / 1e6
-        for metric, prefix in spec.metrics:
+        for metric, prefix in computed_metrics(spec, config):
             best, last = results.best_last(run.id, s.epochs, spec.benchmark, metric, spec.scorer, missing)
             table.cells[(row, label, f"{prefix}_best")] = best
             table.cells[(row, label, f"{prefix}_last")] = last
@@ -277,21 +278,38 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
               "corrected": "MATH, our corrected answer checker (scorer `corrected`)"}[spec.scorer]
     table.notes = ([f"Columns are named by the paper's model each of ours stands in for: {mapping}."]
                    if mapping else []) + [f"Benchmark: {scorer}."] + _NOTES_COMMON + (
-        [_base_note(config, spec)] if base else [])
+        [_base_note(config, spec)] if base else []) + _not_computed_notes(spec, config)
     if missing.items:
         table.notes.append(f"{len(missing.items)} input(s) missing (partial rendering).")
     return table
 
 
-def _base_cells(table: Table, spec: TableSpec, models: list[str], labels: dict, results: Results,
-                missing: Missing) -> None:
+def _base_cells(table: Table, spec: TableSpec, config: dict, models: list[str], labels: dict,
+                results: Results, missing: Missing) -> None:
     """The base model's row: its one evaluation (epoch 0) is both BEST and LAST."""
     for model in models:
-        for metric, prefix in spec.metrics:
+        for metric, prefix in computed_metrics(spec, config):
             best, last = results.best_last(base_run_id(model), 0, spec.benchmark, metric, spec.scorer,
                                            missing, first=0)
             table.cells[(Row(BASE, 0), labels[model], f"{prefix}_best")] = best
             table.cells[(Row(BASE, 0), labels[model], f"{prefix}_last")] = last
+
+
+def computed_metrics(spec: TableSpec, config: dict) -> list[tuple[str, str]]:
+    """The table's metrics the study's evaluation produces: pass@k only for k <= the
+    samples per problem (``benchmarks.humanevalplus.n_samples``); the others stay "—"."""
+    if spec.benchmark != "humanevalplus":
+        return list(spec.metrics)
+    ks = reported_ks(config["benchmarks"]["humanevalplus"]["n_samples"])
+    return [(m, p) for m, p in spec.metrics if int(m.removeprefix("pass@")) in ks]
+
+
+def _not_computed_notes(spec: TableSpec, config: dict) -> list[str]:
+    computed = computed_metrics(spec, config)
+    return [f"{metric}: not computed (benchmarks.{spec.benchmark}.n_samples = "
+            f"{config['benchmarks'][spec.benchmark]['n_samples']} samples per problem, "
+            f"fewer than k), shown as —." for metric, prefix in spec.metrics
+            if (metric, prefix) not in computed]
 
 
 def _base_note(config: dict, spec: TableSpec) -> str:

