@@ -243,8 +243,9 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
     rows = sort_rows([Row(r.spec.method, r.spec.r, r.spec.k) for r in runs]
                      + ([Row(BASE, 0)] if base else []))
     table = Table(spec, "ours", rows, [labels[m] for m in models])
+    metrics = computed_metrics(spec, config)
     if base:
-        _base_cells(table, spec, config, models, labels, results, missing)
+        _base_cells(table, spec, metrics, models, labels, results, missing)
     shared: dict = {}
     for run in runs:
         s, label = run.spec, labels[run.spec.model]
@@ -255,7 +256,7 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
             shared.setdefault((row, "trainable_params_M"), {})[label] = _float(info["trainable_params"]) / 1e6
             extra = _float(info["extra_params"])
             shared.setdefault((row, "extra_params_M"), {})[label] = math.nan if extra == 0 else extra / 1e6
-        for metric, prefix in computed_metrics(spec, config):
+        for metric, prefix in metrics:
             best, last = results.best_last(run.id, s.epochs, spec.benchmark, metric, spec.scorer, missing)
             table.cells[(row, label, f"{prefix}_best")] = best
             table.cells[(row, label, f"{prefix}_last")] = last
@@ -278,17 +279,17 @@ def build_ours(spec: TableSpec, config: dict, results: Results, missing: Missing
               "corrected": "MATH, our corrected answer checker (scorer `corrected`)"}[spec.scorer]
     table.notes = ([f"Columns are named by the paper's model each of ours stands in for: {mapping}."]
                    if mapping else []) + [f"Benchmark: {scorer}."] + _NOTES_COMMON + (
-        [_base_note(config, spec)] if base else []) + _not_computed_notes(spec, config)
+        [_base_note(config, spec)] if base else []) + _not_computed_notes(spec, config, metrics)
     if missing.items:
         table.notes.append(f"{len(missing.items)} input(s) missing (partial rendering).")
     return table
 
 
-def _base_cells(table: Table, spec: TableSpec, config: dict, models: list[str], labels: dict,
-                results: Results, missing: Missing) -> None:
+def _base_cells(table: Table, spec: TableSpec, metrics: list[tuple[str, str]], models: list[str],
+                labels: dict, results: Results, missing: Missing) -> None:
     """The base model's row: its one evaluation (epoch 0) is both BEST and LAST."""
     for model in models:
-        for metric, prefix in computed_metrics(spec, config):
+        for metric, prefix in metrics:
             best, last = results.best_last(base_run_id(model), 0, spec.benchmark, metric, spec.scorer,
                                            missing, first=0)
             table.cells[(Row(BASE, 0), labels[model], f"{prefix}_best")] = best
@@ -304,8 +305,7 @@ def computed_metrics(spec: TableSpec, config: dict) -> list[tuple[str, str]]:
     return [(m, p) for m, p in spec.metrics if int(m.removeprefix("pass@")) in ks]
 
 
-def _not_computed_notes(spec: TableSpec, config: dict) -> list[str]:
-    computed = computed_metrics(spec, config)
+def _not_computed_notes(spec: TableSpec, config: dict, computed: list[tuple[str, str]]) -> list[str]:
     return [f"{metric}: not computed (benchmarks.{spec.benchmark}.n_samples = "
             f"{config['benchmarks'][spec.benchmark]['n_samples']} samples per problem, "
             f"fewer than k), shown as —." for metric, prefix in spec.metrics
